@@ -1,0 +1,105 @@
+/**
+ * @module config
+ * Every setting in one documented schema. Precedence: command-line flag, then environment
+ * variable, then default. docs/configuration.md lists the same settings.
+ */
+import { parseBytes, parseDuration } from "./duration.ts";
+
+export interface BatonConfig {
+  /** TCP port for HTTP and WebSocket. BATON_PORT, default 7700. */
+  readonly port: number;
+  /** Interface to bind. BATON_HOST, default 0.0.0.0. */
+  readonly host: string;
+  /** Where the embedded engine keeps its files. BATON_DATA_DIR, default ./data. */
+  readonly dataDir: string;
+  /** `embedded` or a `nats://` URL. BATON_ENGINE, default embedded. */
+  readonly engine: string;
+  /** HS256 secret for tokens; generated into the data dir when unset. BATON_JWT_SECRET. */
+  readonly jwtSecret: string | undefined;
+  /** JWKS URL whose keys also verify tokens (RS256/ES256/EdDSA). BATON_JWKS_URL. */
+  readonly jwksUrl: string | undefined;
+  /** Largest request body, bytes. BATON_MAX_BODY_BYTES, default 1MiB. */
+  readonly maxBodyBytes: number;
+  /** Most events in one batch publish. BATON_MAX_BATCH_EVENTS, default 1000. */
+  readonly maxBatchEvents: number;
+  /** How long an idempotency key is remembered. BATON_DEDUP_WINDOW, default 24h. */
+  readonly dedupWindowMs: number;
+  /** Create a topic on its first publish. BATON_AUTO_CREATE_TOPICS, default true. */
+  readonly autoCreateTopics: boolean;
+  /** Default retention: max age (0 = none). BATON_RETENTION_MAX_AGE, default 7d. */
+  readonly retentionMaxAgeMs: number;
+  /** Default retention: max events per topic (0 = none). BATON_RETENTION_MAX_EVENTS, default 0. */
+  readonly retentionMaxEvents: number;
+  /** Default retention: max bytes per topic (0 = none). BATON_RETENTION_MAX_BYTES, default 0. */
+  readonly retentionMaxBytes: number;
+  /** How long a graceful shutdown waits for in-flight requests. BATON_SHUTDOWN_TIMEOUT, default 10s. */
+  readonly shutdownTimeoutMs: number;
+  /** pino level. BATON_LOG_LEVEL, default info. */
+  readonly logLevel: string;
+}
+
+export type ConfigInput = { [K in keyof BatonConfig]?: string | undefined };
+
+interface Setting<K extends keyof BatonConfig> {
+  readonly env: string;
+  readonly fallback: string | undefined;
+  readonly parse: (raw: string) => BatonConfig[K];
+}
+
+function int(name: string, min: number, max: number): (raw: string) => number {
+  return (raw) => {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`);
+    return n;
+  };
+}
+
+function bool(name: string): (raw: string) => boolean {
+  return (raw) => {
+    if (/^(1|true|yes|on)$/i.test(raw)) return true;
+    if (/^(0|false|no|off)$/i.test(raw)) return false;
+    throw new Error(`${name} must be true or false, got ${JSON.stringify(raw)}`);
+  };
+}
+
+const text = (raw: string): string => raw;
+const optionalText = (raw: string): string | undefined => (raw === "" ? undefined : raw);
+
+export const SETTINGS: { [K in keyof BatonConfig]: Setting<K> } = {
+  port: { env: "BATON_PORT", fallback: "7700", parse: int("port", 0, 65535) },
+  host: { env: "BATON_HOST", fallback: "0.0.0.0", parse: text },
+  dataDir: { env: "BATON_DATA_DIR", fallback: "./data", parse: text },
+  engine: {
+    env: "BATON_ENGINE",
+    fallback: "embedded",
+    parse: (raw) => {
+      if (raw !== "embedded" && !raw.startsWith("nats://")) throw new Error(`engine must be "embedded" or a nats:// URL, got ${JSON.stringify(raw)}`);
+      return raw;
+    },
+  },
+  jwtSecret: { env: "BATON_JWT_SECRET", fallback: undefined, parse: optionalText },
+  jwksUrl: { env: "BATON_JWKS_URL", fallback: undefined, parse: optionalText },
+  maxBodyBytes: { env: "BATON_MAX_BODY_BYTES", fallback: "1MiB", parse: parseBytes },
+  maxBatchEvents: { env: "BATON_MAX_BATCH_EVENTS", fallback: "1000", parse: int("maxBatchEvents", 1, 100_000) },
+  dedupWindowMs: { env: "BATON_DEDUP_WINDOW", fallback: "24h", parse: parseDuration },
+  autoCreateTopics: { env: "BATON_AUTO_CREATE_TOPICS", fallback: "true", parse: bool("autoCreateTopics") },
+  retentionMaxAgeMs: { env: "BATON_RETENTION_MAX_AGE", fallback: "7d", parse: parseDuration },
+  retentionMaxEvents: { env: "BATON_RETENTION_MAX_EVENTS", fallback: "0", parse: int("retentionMaxEvents", 0, Number.MAX_SAFE_INTEGER) },
+  retentionMaxBytes: { env: "BATON_RETENTION_MAX_BYTES", fallback: "0", parse: parseBytes },
+  shutdownTimeoutMs: { env: "BATON_SHUTDOWN_TIMEOUT", fallback: "10s", parse: parseDuration },
+  logLevel: { env: "BATON_LOG_LEVEL", fallback: "info", parse: text },
+};
+
+/** Resolves flags over environment over defaults. Throws with the setting's name on bad input. */
+export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = process.env): BatonConfig {
+  const out: Record<string, unknown> = {};
+  for (const [name, setting] of Object.entries(SETTINGS) as [keyof BatonConfig, Setting<keyof BatonConfig>][]) {
+    const raw = flags[name] ?? env[setting.env] ?? setting.fallback;
+    try {
+      out[name] = raw === undefined ? undefined : setting.parse(raw);
+    } catch (err) {
+      throw new Error(`invalid ${setting.env}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return out as unknown as BatonConfig;
+}

@@ -1,0 +1,139 @@
+/**
+ * @module edge/auth/tokens
+ * JWT verification and (for development) minting, with `jose`.
+ *
+ * Claims: `tenant` (string), `sub` (string), `publish` and `subscribe` (topic patterns),
+ * `admin` (boolean), `exp`. Tokens are verified with the HS256 secret or, when configured, with
+ * the keys of a JWKS. Verified tokens are cached until their expiry so a hot publisher does not
+ * pay a signature check per request.
+ */
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from "jose";
+import { BatonError } from "../../errors/baton-error.ts";
+import { isValidPattern, isValidTenant } from "../../streams/names.ts";
+import type { Principal } from "./principal.ts";
+
+export interface TokenClaims {
+  readonly tenant: string;
+  readonly sub: string;
+  readonly publish?: readonly string[];
+  readonly subscribe?: readonly string[];
+  readonly admin?: boolean;
+}
+
+export interface VerifierOptions {
+  readonly secret?: string | undefined;
+  readonly jwksUrl?: string | undefined;
+  /** Verified tokens kept in the cache. Default 10_000. */
+  readonly cacheSize?: number;
+  readonly now?: () => number;
+}
+
+const HS_ALGORITHMS = ["HS256"];
+const ASYMMETRIC_ALGORITHMS = ["RS256", "ES256", "EdDSA", "PS256"];
+
+export class TokenVerifier {
+  private readonly secret: Uint8Array | undefined;
+  private readonly jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
+  private readonly cache = new Map<string, Principal>();
+  private readonly cacheSize: number;
+  private readonly now: () => number;
+
+  constructor(options: VerifierOptions) {
+    this.secret = options.secret === undefined ? undefined : new TextEncoder().encode(options.secret);
+    this.jwks = options.jwksUrl === undefined ? undefined : createRemoteJWKSet(new URL(options.jwksUrl));
+    if (this.secret === undefined && this.jwks === undefined) throw new Error("a JWT secret or a JWKS URL is required");
+    this.cacheSize = options.cacheSize ?? 10_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Verifies `token` and returns its principal; TOKEN_INVALID or TOKEN_EXPIRED otherwise. */
+  async verify(token: string): Promise<Principal> {
+    const cached = this.cache.get(token);
+    if (cached !== undefined) {
+      if (cached.expiresAt === undefined || cached.expiresAt > this.now()) return cached;
+      this.cache.delete(token);
+      throw new BatonError("TOKEN_EXPIRED", "the token has expired");
+    }
+    const payload = await this.verifySignature(token);
+    const principal = principalFromClaims(payload);
+    if (this.cache.size >= this.cacheSize) {
+      const oldest = this.cache.keys().next();
+      if (oldest.done !== true) this.cache.delete(oldest.value);
+    }
+    this.cache.set(token, principal);
+    return principal;
+  }
+
+  private async verifySignature(token: string): Promise<JWTPayload> {
+    const header = decodeHeaderAlg(token);
+    const currentDate = new Date(this.now());
+    try {
+      if (HS_ALGORITHMS.includes(header) && this.secret !== undefined) {
+        return (await jwtVerify(token, this.secret, { algorithms: HS_ALGORITHMS, currentDate })).payload;
+      }
+      if (ASYMMETRIC_ALGORITHMS.includes(header) && this.jwks !== undefined) {
+        return (await jwtVerify(token, this.jwks, { algorithms: ASYMMETRIC_ALGORITHMS, currentDate })).payload;
+      }
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired) throw new BatonError("TOKEN_EXPIRED", "the token has expired", { cause: err });
+      throw new BatonError("TOKEN_INVALID", `the token was rejected: ${(err as Error).message}`, { cause: err });
+    }
+    throw new BatonError("TOKEN_INVALID", `the token was rejected: algorithm ${JSON.stringify(header)} is not accepted here`);
+  }
+}
+
+function decodeHeaderAlg(token: string): string {
+  const dot = token.indexOf(".");
+  try {
+    const header = JSON.parse(Buffer.from(token.slice(0, dot), "base64url").toString("utf8")) as { alg?: unknown };
+    if (dot > 0 && typeof header.alg === "string") return header.alg;
+  } catch {
+    // fall through to the error below
+  }
+  throw new BatonError("TOKEN_INVALID", "the token is not a JWT (expected header.payload.signature)");
+}
+
+function patterns(payload: JWTPayload, claim: string): string[] {
+  const value = payload[claim];
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || !value.every((p): p is string => typeof p === "string" && isValidPattern(p))) {
+    throw new BatonError("TOKEN_INVALID", `claim "${claim}" must be an array of topic patterns`);
+  }
+  return value;
+}
+
+export function principalFromClaims(payload: JWTPayload): Principal {
+  const tenant = payload["tenant"];
+  if (typeof tenant !== "string" || !isValidTenant(tenant)) {
+    throw new BatonError("TOKEN_INVALID", 'claim "tenant" must be a tenant name ([A-Za-z0-9][A-Za-z0-9_-]{0,63})');
+  }
+  if (typeof payload.sub !== "string" || payload.sub.length === 0) {
+    throw new BatonError("TOKEN_INVALID", 'claim "sub" must be a non-empty string');
+  }
+  const admin = payload["admin"];
+  if (admin !== undefined && typeof admin !== "boolean") throw new BatonError("TOKEN_INVALID", 'claim "admin" must be a boolean');
+  return {
+    tenant,
+    subject: payload.sub,
+    publish: patterns(payload, "publish"),
+    subscribe: patterns(payload, "subscribe"),
+    admin: admin === true,
+    expiresAt: payload.exp === undefined ? undefined : payload.exp * 1000,
+  };
+}
+
+/** Mints an HS256 token (development and tests). `ttlMs` 0 = no expiry. */
+export async function mintToken(secret: string, claims: TokenClaims, ttlMs: number, now = Date.now()): Promise<string> {
+  principalFromClaims({ ...claims, publish: [...(claims.publish ?? [])], subscribe: [...(claims.subscribe ?? [])] });
+  const jwt = new SignJWT({
+    tenant: claims.tenant,
+    ...(claims.publish?.length ? { publish: [...claims.publish] } : {}),
+    ...(claims.subscribe?.length ? { subscribe: [...claims.subscribe] } : {}),
+    ...(claims.admin ? { admin: true } : {}),
+  })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setSubject(claims.sub)
+    .setIssuedAt(Math.floor(now / 1000));
+  if (ttlMs > 0) jwt.setExpirationTime(Math.floor((now + ttlMs) / 1000));
+  return jwt.sign(new TextEncoder().encode(secret));
+}

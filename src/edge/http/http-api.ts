@@ -1,0 +1,64 @@
+/**
+ * @module edge/http/http-api
+ * The HTTP request listener: routes, authentication happens in handlers, and every error is
+ * answered here through the one error model.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { BatonError } from "../../errors/baton-error.ts";
+import { createTopic, deleteTopic, describeTopic, listTopics } from "./handlers/topics.ts";
+import { publishEvents, readEvents } from "./handlers/events.ts";
+import { healthz, metrics, readyz } from "./handlers/health.ts";
+import { sendError, toBatonError } from "./respond.ts";
+import { Router, type RequestContext } from "./router.ts";
+import type { HttpServices } from "./services.ts";
+
+export function createHttpApi(s: HttpServices): (req: IncomingMessage, res: ServerResponse) => void {
+  const router = new Router()
+    .on("GET", "/healthz", healthz)
+    .on("GET", "/readyz", (ctx) => readyz(ctx, s))
+    .on("GET", "/metrics", (ctx) => metrics(ctx, s))
+    .on("POST", "/v1/topics/:topic/events", (ctx) => publishEvents(ctx, s))
+    .on("GET", "/v1/topics/:topic/events", (ctx) => readEvents(ctx, s))
+    .on("GET", "/v1/topics", (ctx) => listTopics(ctx, s))
+    .on("POST", "/v1/topics", (ctx) => createTopic(ctx, s))
+    .on("GET", "/v1/topics/:topic", (ctx) => describeTopic(ctx, s))
+    .on("DELETE", "/v1/topics/:topic", (ctx) => deleteTopic(ctx, s));
+
+  return (req, res) => {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://baton.invalid");
+    } catch {
+      answerError(res, "", new BatonError("NOT_FOUND", "malformed request URL"));
+      return;
+    }
+    const match = router.match(req.method ?? "GET", url.pathname);
+    if (match.kind === "not-found") {
+      answerError(res, "", new BatonError("NOT_FOUND", `no route for ${req.method} ${url.pathname}`));
+      return;
+    }
+    if (match.kind === "method-not-allowed") {
+      answerError(res, match.route, new BatonError("METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${match.route}`), { allow: match.allow.join(", ") });
+      return;
+    }
+    const ctx: RequestContext = { req, res, url, params: match.params, route: match.route };
+    res.once("finish", () => s.metrics.httpRequests.inc({ route: match.route, status: res.statusCode }));
+    let result: Promise<void> | void;
+    try {
+      result = match.handler(ctx);
+    } catch (err) {
+      answerError(res, match.route, toBatonError(err));
+      return;
+    }
+    if (result instanceof Promise) result.catch((err: unknown) => answerError(res, match.route, toBatonError(err)));
+  };
+
+  function answerError(res: ServerResponse, route: string, error: BatonError, headers: Record<string, string> = {}): void {
+    if (error.code === "INTERNAL") s.logger.error({ err: error.cause, route }, "internal error");
+    s.metrics.httpErrors.inc({ tenant: "", code: error.code });
+    // After a refused body the rest of it may still be arriving: do not reuse the connection.
+    const close: Record<string, string> = error.code === "PAYLOAD_TOO_LARGE" ? { connection: "close" } : {};
+    if (route === "") s.metrics.httpRequests.inc({ route: "unmatched", status: error.status });
+    sendError(res, error, { ...headers, ...close });
+  }
+}

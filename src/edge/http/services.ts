@@ -1,0 +1,21 @@
+/**
+ * @module edge/http/services
+ * What the HTTP handlers depend on; built by the composition root.
+ */
+import type { BatonConfig } from "../../config/config.ts";
+import type { EventLog } from "../../engine/engine.ts";
+import type { Logger } from "../../observability/logger.ts";
+import type { Metrics } from "../../observability/metrics.ts";
+import type { TokenVerifier } from "../auth/tokens.ts";
+
+export interface HttpServices {
+  readonly config: BatonConfig;
+  readonly log: EventLog;
+  readonly verifier: TokenVerifier;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Engine name for /readyz. */
+  readonly engineName: string;
+  /** False while starting or draining: /readyz answers 503 and writes get UNAVAILABLE. */
+  readonly isReady: () => boolean;
+}

@@ -1,0 +1,84 @@
+/**
+ * @module engine
+ * The storage and cluster seam. Layers above see only these interfaces; only the composition
+ * root (`src/main.ts`) picks an implementation (`embedded` today, `nats` next). Every method
+ * states its contract; an engine that cannot honour one must not claim to implement it.
+ */
+import type {
+  Appended,
+  NewEvent,
+  ReadPage,
+  Retention,
+  StoredEvent,
+  TopicInfo,
+  TopicRef,
+} from "../streams/event.ts";
+
+export interface Engine {
+  /** Short name for logs and /readyz: "embedded" | "nats". */
+  readonly name: string;
+  readonly log: EventLog;
+  /** Resolves once every acknowledged write is durable and resources are released. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface AppendOptions {
+  /** Create the topic with default retention if it does not exist (else TOPIC_NOT_FOUND). */
+  readonly autoCreate: boolean;
+}
+
+export interface ListTopicsOptions {
+  /** Only names starting with this prefix. */
+  readonly prefix?: string;
+  /** Exclusive lower bound, for paging: the last name of the previous page. */
+  readonly after?: string;
+  readonly limit: number;
+}
+
+/** Listener for events as they become durable; see {@link EventLog.onAppend}. */
+export type AppendListener = (events: readonly StoredEvent[]) => void;
+
+/**
+ * The durable event log: one gap-free sequence per topic.
+ */
+export interface EventLog {
+  /**
+   * Appends `events` to one topic, all or nothing. Resolves only after the write is durable
+   * (it survives kill -9 of the process; on the embedded engine also power loss as far as the
+   * disk honours fsync). Results are in input order with sequences strictly increasing by one.
+   * An event whose idempotency key was appended to the same topic within the dedup window
+   * resolves to that first result with `duplicate: true` and stores nothing, also when the two
+   * appends race or straddle a restart. Rejects with TOPIC_NOT_FOUND, OVERLOADED (bounded
+   * write queue) or UNAVAILABLE (closing).
+   */
+  append(topic: TopicRef, events: readonly NewEvent[], options: AppendOptions): Promise<Appended[]>;
+
+  /**
+   * Reads up to `limit` stored events with `seq >= fromSeq`, in order, skipping expired ones.
+   * `next` is where the following read should start. A `fromSeq` below `firstSeq` starts at
+   * `firstSeq` (older events were reclaimed by retention). Rejects TOPIC_NOT_FOUND.
+   */
+  read(topic: TopicRef, fromSeq: number, limit: number): Promise<ReadPage>;
+
+  /** The lowest sequence whose publish time is >= `time` (lastSeq + 1 if none). */
+  seqAtTime(topic: TopicRef, time: number): Promise<number>;
+
+  /** Creates a topic. Rejects TOPIC_EXISTS. A recreated topic gets a new epoch. */
+  createTopic(topic: TopicRef, retention: Retention): Promise<TopicInfo>;
+
+  describeTopic(topic: TopicRef): Promise<TopicInfo | undefined>;
+
+  /** A tenant's topics in name order. */
+  listTopics(tenant: string, options: ListTopicsOptions): Promise<TopicInfo[]>;
+
+  /** Deletes a topic and its history. Resolves false if it did not exist. */
+  deleteTopic(topic: TopicRef): Promise<boolean>;
+
+  /**
+   * Calls `listener` with each durably appended batch of the topic, in sequence order, after
+   * `append` resolved for it. At-most-once and local to this process's view: a listener that
+   * needs every event re-reads from its last sequence (this is a wake-up, not a log).
+   * Returns the function that removes the listener.
+   */
+  onAppend(topic: TopicRef, listener: AppendListener): () => void;
+}

@@ -1,0 +1,87 @@
+/**
+ * @module main
+ * The composition root: config -> engine -> layers -> listen. The only module that picks the
+ * engine implementation.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { resolveSecret } from "./config/secret.ts";
+import type { BatonConfig } from "./config/config.ts";
+import { TokenVerifier } from "./edge/auth/tokens.ts";
+import { createHttpApi } from "./edge/http/http-api.ts";
+import { EmbeddedEngine } from "./engine/embedded/embedded-engine.ts";
+import type { Engine } from "./engine/engine.ts";
+import { createLogger, type Logger } from "./observability/logger.ts";
+import { Metrics } from "./observability/metrics.ts";
+
+export interface RunningBaton {
+  readonly url: string;
+  readonly port: number;
+  readonly engine: Engine;
+  readonly logger: Logger;
+  /** Stops accepting, finishes in-flight requests (up to the shutdown timeout), closes the store. */
+  close(): Promise<void>;
+}
+
+export function createEngine(config: BatonConfig): EmbeddedEngine {
+  if (config.engine !== "embedded") {
+    throw new Error(`engine ${JSON.stringify(config.engine)} is not available in this build: only "embedded" is (the NATS engine is tracked in issue 5)`);
+  }
+  return EmbeddedEngine.open({
+    dataDir: config.dataDir,
+    dedupWindowMs: config.dedupWindowMs,
+    defaultRetention: {
+      maxAgeMs: config.retentionMaxAgeMs,
+      maxEvents: config.retentionMaxEvents,
+      maxBytes: config.retentionMaxBytes,
+    },
+  });
+}
+
+export async function startBaton(config: BatonConfig, logger: Logger = createLogger(config.logLevel)): Promise<RunningBaton> {
+  const { secret, generated } = resolveSecret(config);
+  if (generated) logger.warn({ file: secret.file }, "no BATON_JWT_SECRET set: generated a development secret and saved it in the data dir");
+  const engine = createEngine(config);
+  const metrics = new Metrics(() => engine.log.pending);
+  let ready = false;
+  const handler = createHttpApi({
+    config,
+    log: engine.log,
+    verifier: new TokenVerifier({ secret: secret.value, jwksUrl: config.jwksUrl }),
+    metrics,
+    logger,
+    engineName: engine.name,
+    isReady: () => ready,
+  });
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000 }, handler);
+  await listen(server, config.port, config.host);
+  const port = (server.address() as AddressInfo).port;
+  ready = true;
+  const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
+  const url = `http://${host}:${port}`;
+  logger.info({ url, engine: engine.name, dataDir: config.dataDir }, "baton is listening");
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      ready = false;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timeout = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
+      await Promise.race([closed, timeout]);
+      server.closeAllConnections();
+      await engine.close();
+      logger.info("baton stopped");
+    })());
+  return { url, port, engine, logger, close };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,36 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { isValidPattern, isValidTopicName, isValidTenant, matchesPattern } from "./names.ts";
+
+test("topic names accept dotted tokens and refuse wildcards, blanks and empty tokens", () => {
+  for (const ok of ["orders", "room.42", "user:alice", "a.b-c_d.e@f=g+h"]) assert.ok(isValidTopicName(ok), ok);
+  for (const bad of ["", "a..b", ".a", "a.", "a b", "a.*", "a.>", "é", "x".repeat(201), "a/b"])
+    assert.ok(!isValidTopicName(bad), bad);
+});
+
+test("tenant names are short identifiers", () => {
+  assert.ok(isValidTenant("acme"));
+  assert.ok(isValidTenant("t-1_x"));
+  assert.ok(!isValidTenant(""));
+  assert.ok(!isValidTenant("-x"));
+  assert.ok(!isValidTenant("a.b"));
+});
+
+test("* matches one token and trailing > matches one or more", () => {
+  assert.ok(matchesPattern("room.*", "room.1"));
+  assert.ok(!matchesPattern("room.*", "room.1.x"));
+  assert.ok(!matchesPattern("room.*", "room"));
+  assert.ok(matchesPattern("room.>", "room.1.x"));
+  assert.ok(!matchesPattern("room.>", "room"));
+  assert.ok(matchesPattern(">", "anything.at.all"));
+  assert.ok(matchesPattern("orders", "orders"));
+  assert.ok(!matchesPattern("orders", "orders2"));
+  assert.ok(matchesPattern("*.x.>", "a.x.b.c"));
+});
+
+test("patterns allow > only as the last token", () => {
+  assert.ok(isValidPattern("a.>"));
+  assert.ok(!isValidPattern("a.>.b"));
+  assert.ok(isValidPattern("*"));
+  assert.ok(!isValidPattern("a..b"));
+});

@@ -1,0 +1,59 @@
+/**
+ * @module streams/names
+ * Tenant and topic names, and the topic patterns that tokens grant.
+ *
+ * A topic name is one or more dot-separated tokens (`room.42`, `user:alice`); a pattern may use
+ * NATS-style wildcards: `*` matches exactly one token, `>` (last token only) one or more.
+ */
+import { BatonError } from "../errors/baton-error.ts";
+
+const TOPIC_TOKEN = /^[A-Za-z0-9_\-:@=+]+$/;
+const TENANT = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+export const MAX_TOPIC_LENGTH = 200;
+
+export function isValidTopicName(name: string): boolean {
+  if (name.length === 0 || name.length > MAX_TOPIC_LENGTH) return false;
+  for (const token of name.split(".")) if (!TOPIC_TOKEN.test(token)) return false;
+  return true;
+}
+
+export function assertTopicName(name: string): string {
+  if (!isValidTopicName(name)) {
+    throw new BatonError(
+      "INVALID_TOPIC_NAME",
+      `invalid topic name ${JSON.stringify(name.slice(0, 240))}: use 1-${MAX_TOPIC_LENGTH} characters, dot-separated tokens of [A-Za-z0-9_-:@=+]`,
+    );
+  }
+  return name;
+}
+
+export function isValidTenant(name: string): boolean {
+  return TENANT.test(name);
+}
+
+export function isValidPattern(pattern: string): boolean {
+  if (pattern.length === 0 || pattern.length > MAX_TOPIC_LENGTH) return false;
+  const tokens = pattern.split(".");
+  return tokens.every(
+    (t, i) => t === "*" || (t === ">" && i === tokens.length - 1) || TOPIC_TOKEN.test(t),
+  );
+}
+
+/** Whether `topic` is matched by `pattern` (`*` one token, trailing `>` one or more). */
+export function matchesPattern(pattern: string, topic: string): boolean {
+  if (pattern === topic) return true;
+  const p = pattern.split(".");
+  const t = topic.split(".");
+  for (let i = 0; i < p.length; i++) {
+    const token = p[i];
+    if (token === ">") return i === p.length - 1 && t.length > i;
+    if (i >= t.length) return false;
+    if (token !== "*" && token !== t[i]) return false;
+  }
+  return p.length === t.length;
+}
+
+export function matchesAny(patterns: readonly string[], topic: string): boolean {
+  for (const p of patterns) if (matchesPattern(p, topic)) return true;
+  return false;
+}

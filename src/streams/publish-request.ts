@@ -1,0 +1,101 @@
+/**
+ * @module streams/publish-request
+ * Turns an untrusted publish body into validated events, or a VALIDATION_FAILED error that
+ * names the field. Nothing is stored unless every event of the request is valid.
+ */
+import { BatonError } from "../errors/baton-error.ts";
+import type { Json, NewEvent } from "./event.ts";
+
+export const LIMITS = {
+  keyLength: 256,
+  typeLength: 256,
+  idempotencyKeyLength: 256,
+  causalIdLength: 256,
+  headerCount: 64,
+  headerNameLength: 128,
+  headerValueLength: 4096,
+  maxTtlMs: 366 * 86_400_000,
+} as const;
+
+const EVENT_FIELDS = new Set(["data", "key", "type", "schemaVersion", "causalId", "ttlMs", "idempotencyKey", "headers"]);
+const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+
+function fail(where: string, message: string): never {
+  throw new BatonError("VALIDATION_FAILED", `${where}: ${message}`, { details: { field: where } });
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function optionalString(obj: Record<string, unknown>, field: string, max: number, where: string): string | undefined {
+  const v = obj[field];
+  if (v === undefined) return undefined;
+  if (typeof v !== "string" || v.length === 0 || v.length > max) fail(`${where}.${field}`, `must be a string of 1-${max} characters`);
+  return v;
+}
+
+export function parseHeaders(v: unknown, where: string): Record<string, string> | undefined {
+  if (v === undefined) return undefined;
+  if (!isObject(v)) fail(where, "must be an object of string values");
+  const entries = Object.entries(v);
+  if (entries.length > LIMITS.headerCount) fail(where, `at most ${LIMITS.headerCount} headers`);
+  const out: Record<string, string> = {};
+  for (const [name, value] of entries) {
+    if (name.length > LIMITS.headerNameLength || !HEADER_NAME.test(name)) fail(`${where}.${name}`, "invalid header name");
+    if (typeof value !== "string" || value.length > LIMITS.headerValueLength) {
+      fail(`${where}.${name}`, `must be a string of at most ${LIMITS.headerValueLength} characters`);
+    }
+    out[name.toLowerCase()] = value;
+  }
+  return entries.length === 0 ? undefined : out;
+}
+
+/** Validates one event object of the plain JSON API. */
+export function parseEvent(value: unknown, where: string, idempotencyKeyHeader?: string): NewEvent {
+  if (!isObject(value)) fail(where, "must be a JSON object with a `data` field");
+  for (const field of Object.keys(value)) {
+    if (!EVENT_FIELDS.has(field)) fail(`${where}.${field}`, `unknown field (allowed: ${[...EVENT_FIELDS].join(", ")})`);
+  }
+  if (!("data" in value)) fail(`${where}.data`, "is required (it may be null)");
+  const event: { -readonly [K in keyof NewEvent]: NewEvent[K] } = { data: value["data"] as Json };
+  const key = optionalString(value, "key", LIMITS.keyLength, where);
+  if (key !== undefined) event.key = key;
+  const type = optionalString(value, "type", LIMITS.typeLength, where);
+  if (type !== undefined) event.type = type;
+  const causalId = optionalString(value, "causalId", LIMITS.causalIdLength, where);
+  if (causalId !== undefined) event.causalId = causalId;
+  const idem = optionalString(value, "idempotencyKey", LIMITS.idempotencyKeyLength, where) ?? idempotencyKeyHeader;
+  if (idem !== undefined) event.idempotencyKey = idem;
+  const schemaVersion = value["schemaVersion"];
+  if (schemaVersion !== undefined) {
+    if (!Number.isSafeInteger(schemaVersion) || (schemaVersion as number) < 1) fail(`${where}.schemaVersion`, "must be an integer >= 1");
+    event.schemaVersion = schemaVersion as number;
+  }
+  const ttlMs = value["ttlMs"];
+  if (ttlMs !== undefined) {
+    if (!Number.isSafeInteger(ttlMs) || (ttlMs as number) < 1 || (ttlMs as number) > LIMITS.maxTtlMs) {
+      fail(`${where}.ttlMs`, `must be an integer in [1, ${LIMITS.maxTtlMs}]`);
+    }
+    event.ttlMs = ttlMs as number;
+  }
+  const headers = parseHeaders(value["headers"], `${where}.headers`);
+  if (headers !== undefined) event.headers = headers;
+  return event;
+}
+
+/**
+ * A plain JSON publish body: one event, or `{events: [...]}` (all or nothing). The
+ * `Idempotency-Key` header applies to a single event; in a batch each event carries its own.
+ */
+export function parsePublishBody(body: unknown, maxBatch: number, idempotencyKeyHeader?: string): { events: NewEvent[]; batch: boolean } {
+  if (isObject(body) && "events" in body && !("data" in body)) {
+    const list = body["events"];
+    if (Object.keys(body).length !== 1) fail("body", "a batch has only the `events` field");
+    if (!Array.isArray(list) || list.length === 0) fail("events", "must be a non-empty array");
+    if (list.length > maxBatch) fail("events", `at most ${maxBatch} events per batch`);
+    if (idempotencyKeyHeader !== undefined) fail("Idempotency-Key", "the header applies to single events; give each batch event its own idempotencyKey");
+    return { events: list.map((e, i) => parseEvent(e, `events[${i}]`)), batch: true };
+  }
+  return { events: [parseEvent(body, "body", idempotencyKeyHeader)], batch: false };
+}
