@@ -2,16 +2,17 @@
 // layers of DESIGN.md pointing down (only src/main.ts may pick an engine implementation).
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import globals from "globals";
 
 export default tseslint.config(
   { ignores: ["node_modules/", "data/", "bench/results/"] },
   js.configs.recommended,
+  { languageOptions: { globals: globals.node } },
   ...tseslint.configs.recommended,
   {
     files: ["**/*.ts"],
     languageOptions: {
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
-      globals: { process: "readonly", Buffer: "readonly", console: "readonly", setTimeout: "readonly", clearTimeout: "readonly", setInterval: "readonly", clearInterval: "readonly", setImmediate: "readonly", performance: "readonly", fetch: "readonly", URL: "readonly", URLSearchParams: "readonly", TextEncoder: "readonly", TextDecoder: "readonly", Response: "readonly", Headers: "readonly", AbortController: "readonly", AbortSignal: "readonly", structuredClone: "readonly", queueMicrotask: "readonly", WebSocket: "readonly" },
     },
     rules: {
       "@typescript-eslint/no-floating-promises": [

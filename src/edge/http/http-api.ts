@@ -25,6 +25,8 @@ export function createHttpApi(s: HttpServices): (req: IncomingMessage, res: Serv
     .on("DELETE", "/v1/topics/:topic", (ctx) => deleteTopic(ctx, s));
 
   return (req, res) => {
+    // While draining, every answer closes its connection so keep-alive clients move elsewhere.
+    if (!s.isReady()) res.setHeader("connection", "close");
     let url: URL;
     try {
       url = new URL(req.url ?? "/", "http://baton.invalid");

@@ -1,0 +1,198 @@
+/**
+ * `npm run bench`: one run of every case, each server in its own process and each load
+ * generator in another, so that no figure includes the generator's own event loop. Prints a
+ * table and writes the same figures as JSON to bench/results/.
+ *
+ * Environment: BENCH_DURATION_S (default 6), BENCH_WARMUP_S (2), BENCH_CONNECTIONS (50).
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus, release } from "node:os";
+import { join } from "node:path";
+import { mintToken } from "../src/edge/auth/tokens.ts";
+import type { InprocConfig } from "./inproc.ts";
+import { backgroundBusyPct, EVENT_DATA, freePort, killEverything, removeDir, ROOT, runJsonChild, startChild, tempDir, waitReady, type LoadResult } from "./lib.ts";
+import type { LoadConfig } from "./load.ts";
+
+const DURATION_S = Number(process.env["BENCH_DURATION_S"] ?? 6);
+const WARMUP_S = Number(process.env["BENCH_WARMUP_S"] ?? 2);
+const CONNECTIONS = Number(process.env["BENCH_CONNECTIONS"] ?? 50);
+const TOPICS = 1000;
+const BATCH = 100;
+const SECRET = "bench-secret-not-for-production-0123456789";
+// A child gets its own run time plus this much before it is presumed hung and killed.
+const CHILD_SLACK_MS = 30_000;
+const RUN_LIMIT_MS = 300_000;
+
+const AIMS = { batchEventsPerS: 200_000, singleRatio: 0.6, halfLoadP99Ms: 5 };
+
+interface CaseResult extends LoadResult {
+  readonly name: string;
+  readonly note: string;
+  /** requestsPerS over the bare server's, for the HTTP single-event cases. */
+  readonly ratioToBare?: number;
+  readonly rate?: number;
+  /** Machine CPU use just before the case, with none of ours running (see backgroundBusyPct). */
+  readonly backgroundPct: number;
+}
+
+const single = JSON.stringify({ data: EVENT_DATA });
+const batch = JSON.stringify({ events: Array.from({ length: BATCH }, () => ({ data: EVENT_DATA })) });
+
+async function withServer<T>(kind: "bare" | "baton", fn: (url: string) => Promise<T>): Promise<T> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const dataDir = kind === "baton" ? tempDir("baton-bench-") : undefined;
+  const child =
+    dataDir === undefined
+      ? startChild([join(ROOT, "bench/bare-server.ts"), String(port)])
+      : startChild([join(ROOT, "bin/baton.js"), "start", "--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir], {
+          BATON_JWT_SECRET: SECRET,
+          BATON_LOG_LEVEL: "warn",
+        });
+  try {
+    await waitReady(kind === "baton" ? `${url}/readyz` : url, child);
+    return await fn(url);
+  } finally {
+    await child.stop("SIGTERM");
+    if (dataDir !== undefined) removeDir(dataDir);
+  }
+}
+
+/** A figure is worthless if Baton is refusing the requests: check both shapes once. */
+async function checkBaton(url: string, token: string): Promise<void> {
+  const post = async (body: string): Promise<unknown> => {
+    const res = await fetch(`${url}/v1/topics/smoke/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body,
+    });
+    if (res.status !== 201) throw new Error(`smoke publish answered ${res.status}: ${await res.text()}`);
+    return res.json();
+  };
+  const one = (await post(single)) as { seq?: unknown };
+  const many = (await post(batch)) as { events?: unknown[] };
+  if (typeof one.seq !== "number" || many.events?.length !== BATCH) throw new Error("smoke publish returned an unexpected body");
+}
+
+async function httpCase(kind: "bare" | "baton", token: string, load: Omit<LoadConfig, "url" | "token" | "connections" | "warmupS" | "durationS">): Promise<LoadResult> {
+  return withServer(kind, async (url) => {
+    if (kind === "baton") await checkBaton(url, token);
+    const config: LoadConfig = { url, token, connections: CONNECTIONS, warmupS: WARMUP_S, durationS: DURATION_S, ...load };
+    return runJsonChild<LoadResult>("bench/load.ts", config, (WARMUP_S + DURATION_S) * 1000 + CHILD_SLACK_MS);
+  });
+}
+
+async function inprocCase(eventsPerCall: number, topics: number): Promise<LoadResult> {
+  const dataDir = tempDir("baton-bench-inproc-");
+  try {
+    const config: InprocConfig = { dataDir, callers: CONNECTIONS, eventsPerCall, topics, warmupS: WARMUP_S, durationS: DURATION_S };
+    return await runJsonChild<LoadResult>("bench/inproc.ts", config, (WARMUP_S + DURATION_S) * 1000 + CHILD_SLACK_MS);
+  } finally {
+    removeDir(dataDir);
+  }
+}
+
+function fmt(n: number | undefined, digits = 0): string {
+  if (n === undefined || Number.isNaN(n)) return "-";
+  return n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function printTable(results: readonly CaseResult[]): void {
+  const rows = [
+    ["case", "req/s", "events/s", "p50 ms", "p99 ms", "vs bare", "fail", "note"],
+    ...results.map((r) => [
+      r.name,
+      fmt(r.requestsPerS),
+      fmt(r.eventsPerS),
+      fmt(r.p50Ms, 2),
+      fmt(r.p99Ms, 2),
+      r.ratioToBare === undefined ? "" : `${fmt(r.ratioToBare * 100)}%`,
+      String(r.failures),
+      r.note,
+    ]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  for (const row of rows) console.log(row.map((cell, i) => (i === 0 || i === 7 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  "));
+}
+
+async function main(): Promise<void> {
+  const token = await mintToken(SECRET, { tenant: "bench", sub: "bench", publish: [">"] }, 3_600_000);
+  const results: CaseResult[] = [];
+  // Sampled before each case starts and attached when it is added.
+  let backgroundPct = NaN;
+  const quiet = async (): Promise<void> => {
+    backgroundPct = await backgroundBusyPct();
+  };
+  const add = (name: string, note: string, r: LoadResult, extra: Partial<CaseResult> = {}): LoadResult => {
+    results.push({ name, note, ...r, ...extra, backgroundPct });
+    console.error(`  ${name}: ${fmt(r.eventsPerS)} events/s, p99 ${fmt(r.p99Ms, 2)} ms`);
+    return r;
+  };
+  console.error(`bench: ${CONNECTIONS} connections, ${WARMUP_S} s warm-up + ${DURATION_S} s per case`);
+
+  const bare = add("bare-http", "ceiling: node:http, JSON.parse, 202", await httpCase("bare", token, { body: single, eventsPerRequest: 1, topics: 1, mode: "closed" }));
+  const ratio = (r: LoadResult): Partial<CaseResult> => ({ ratioToBare: r.requestsPerS / bare.requestsPerS });
+  const hotR = await httpCase("baton", token, { body: single, eventsPerRequest: 1, topics: 1, mode: "closed" });
+  const hot = add("http-single-hot", "1 topic", hotR, ratio(hotR));
+  const manyR = await httpCase("baton", token, { body: single, eventsPerRequest: 1, topics: TOPICS, mode: "closed" });
+  add("http-single-many", `${TOPICS} topics, random per request`, manyR, ratio(manyR));
+  add("http-batch100-hot", `${BATCH} events/request, 1 topic`, await httpCase("baton", token, { body: batch, eventsPerRequest: BATCH, topics: 1, mode: "closed" }));
+
+  const half = Math.max(1, Math.floor(hot.requestsPerS / 2));
+  for (const mode of ["autocannon-rate", "paced"] as const) {
+    const note = mode === "paced" ? `${fmt(half)} req/s, evenly spaced` : `${fmt(half)} req/s, autocannon overallRate (1 s bursts)`;
+    add(`http-half-load-${mode === "paced" ? "paced" : "ac"}`, note, await httpCase("baton", token, { body: single, eventsPerRequest: 1, topics: 1, mode, rate: half }), { rate: half });
+  }
+
+  for (const [events, topics] of [[1, 1], [1, TOPICS], [BATCH, 1], [BATCH, TOPICS]] as const) {
+    const name = `inproc-${events === 1 ? "single" : `batch${events}`}-${topics === 1 ? "hot" : "many"}`;
+    add(name, `${CONNECTIONS} concurrent append callers`, await inprocCase(events, topics));
+  }
+
+  console.log();
+  printTable(results);
+  const byName = new Map(results.map((r) => [r.name, r]));
+  const verdict = (ok: boolean): string => (ok ? "met" : "NOT met");
+  const batchR = byName.get("http-batch100-hot")!;
+  const aims = [
+    `batches of ${BATCH}: ${fmt(batchR.eventsPerS)} events/s vs aim ${fmt(AIMS.batchEventsPerS)}: ${verdict(batchR.eventsPerS >= AIMS.batchEventsPerS)}`,
+    ...["http-single-hot", "http-single-many"].map((n) => {
+      const r = byName.get(n)!.ratioToBare!;
+      return `${n}: ${fmt(r * 100)}% of bare vs aim ${AIMS.singleRatio * 100}%: ${verdict(r >= AIMS.singleRatio)}`;
+    }),
+    ...["http-half-load-ac", "http-half-load-paced"].map((n) => {
+      const p99 = byName.get(n)!.p99Ms;
+      return `${n}: p99 ${fmt(p99, 2)} ms vs aim < ${AIMS.halfLoadP99Ms} ms: ${verdict(p99 < AIMS.halfLoadP99Ms)}`;
+    }),
+  ];
+  console.log(`\naims:\n  ${aims.join("\n  ")}`);
+
+  const machine = { nproc: availableParallelism(), cpu: cpus()[0]?.model ?? "unknown", node: process.version, kernel: release() };
+  const settings = { connections: CONNECTIONS, warmupS: WARMUP_S, durationS: DURATION_S, topics: TOPICS, batch: BATCH, singleBodyBytes: single.length, batchBodyBytes: batch.length };
+  const dir = join(ROOT, "bench/results");
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+  writeFileSync(file, `${JSON.stringify({ at: new Date().toISOString(), machine, settings, aims, results }, null, 2)}\n`);
+  console.log(`\nresults: ${file}`);
+}
+
+// However the run ends, no server or generator outlives it and no temp dir is left behind.
+process.on("exit", killEverything);
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    killEverything();
+    process.exit(130);
+  });
+}
+setTimeout(() => {
+  console.error(`bench: over ${RUN_LIMIT_MS / 1000} s, giving up`);
+  process.exit(1);
+}, RUN_LIMIT_MS).unref();
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

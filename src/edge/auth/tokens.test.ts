@@ -1,0 +1,46 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { SignJWT } from "jose";
+import { TokenVerifier, mintToken } from "./tokens.ts";
+import { can } from "./principal.ts";
+import { isBatonError } from "../../errors/baton-error.ts";
+
+const SECRET = "s3cret-s3cret-s3cret-s3cret-s3cret";
+
+test("a minted token verifies to its principal", async () => {
+  const now = 1_700_000_000_000;
+  const jwt = await mintToken(SECRET, { tenant: "acme", sub: "u1", publish: ["room.*"], subscribe: ["room.>"], admin: true }, 60_000, now);
+  const p = await new TokenVerifier({ secret: SECRET, now: () => now }).verify(jwt);
+  assert.deepEqual(p, { tenant: "acme", subject: "u1", publish: ["room.*"], subscribe: ["room.>"], admin: true, expiresAt: now + 60_000 });
+  assert.ok(can(p, "publish", "room.1"));
+  assert.ok(!can(p, "publish", "room.1.x"));
+  assert.ok(can(p, "subscribe", "room.1.x"));
+});
+
+test("expiry is enforced, also for a token already in the cache", async () => {
+  let now = 1_700_000_000_000;
+  const verifier = new TokenVerifier({ secret: SECRET, now: () => now });
+  const jwt = await mintToken(SECRET, { tenant: "acme", sub: "u1" }, 2_000, now);
+  await verifier.verify(jwt);
+  now += 3_000;
+  await assert.rejects(verifier.verify(jwt), (e: unknown) => isBatonError(e) && e.code === "TOKEN_EXPIRED");
+  const fresh = new TokenVerifier({ secret: SECRET, now: () => now });
+  await assert.rejects(fresh.verify(jwt), (e: unknown) => isBatonError(e) && e.code === "TOKEN_EXPIRED");
+});
+
+test("tokens with bad claims are invalid", async () => {
+  const verifier = new TokenVerifier({ secret: SECRET });
+  const key = new TextEncoder().encode(SECRET);
+  const cases = [
+    new SignJWT({ publish: [">"] }).setSubject("x"),
+    new SignJWT({ tenant: "bad tenant!" }).setSubject("x"),
+    new SignJWT({ tenant: "acme" }),
+    new SignJWT({ tenant: "acme", publish: "room.*" }).setSubject("x"),
+    new SignJWT({ tenant: "acme", publish: ["a.>.b"] }).setSubject("x"),
+    new SignJWT({ tenant: "acme", admin: "yes" }).setSubject("x"),
+  ];
+  for (const jwt of cases) {
+    const token = await jwt.setProtectedHeader({ alg: "HS256" }).sign(key);
+    await assert.rejects(verifier.verify(token), (e: unknown) => isBatonError(e) && e.code === "TOKEN_INVALID");
+  }
+});

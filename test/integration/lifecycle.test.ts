@@ -1,0 +1,70 @@
+/**
+ * Start-up and shutdown: generated secret, configuration precedence, graceful SIGTERM.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { api, startBaton, token } from "../support/start-baton.ts";
+import { mintToken } from "../../src/edge/auth/tokens.ts";
+
+test("with no secret configured, start generates one in the data dir and tokens signed with it work", async () => {
+  const baton = await startBaton({ env: { BATON_JWT_SECRET: "" } });
+  try {
+    const file = join(baton.dataDir, "jwt-secret");
+    assert.ok(existsSync(file));
+    assert.match(baton.output(), /generated a development secret/);
+    const secret = readFileSync(file, "utf8").trim();
+    const jwt = await mintToken(secret, { tenant: "acme", sub: "x", publish: [">"] }, 60_000);
+    assert.equal((await api(baton.url, jwt, "POST", "/v1/topics/a/events", { data: 1 })).status, 201);
+  } finally {
+    await baton.destroy();
+  }
+});
+
+test("with auto-creation off, publishing to an unknown topic is 404 and creates nothing", async () => {
+  const baton = await startBaton({ env: { BATON_AUTO_CREATE_TOPICS: "false" } });
+  try {
+    const jwt = await token({ tenant: "acme", sub: "x", admin: true });
+    const r = await api(baton.url, jwt, "POST", "/v1/topics/nope/events", { data: 1 });
+    assert.deepEqual([r.status, r.body.error.code], [404, "TOPIC_NOT_FOUND"]);
+    assert.deepEqual((await api(baton.url, jwt, "GET", "/v1/topics")).body.topics, []);
+    await api(baton.url, jwt, "POST", "/v1/topics", { name: "yes" });
+    assert.equal((await api(baton.url, jwt, "POST", "/v1/topics/yes/events", { data: 1 })).status, 201);
+  } finally {
+    await baton.destroy();
+  }
+});
+
+test("SIGTERM finishes in-flight publishes, exits 0, and everything acknowledged is there after restart", async () => {
+  let baton = await startBaton();
+  try {
+    const jwt = await token({ tenant: "acme", sub: "x" });
+    await api(baton.url, jwt, "POST", "/v1/topics/drain/events", { data: "before" });
+    let acks = 0;
+    const inflight = Array.from({ length: 200 }, (_, i) =>
+      api(baton.url, jwt, "POST", "/v1/topics/drain/events", { data: i }).then(
+        (r) => {
+          if (r.status === 201) acks++;
+          return r;
+        },
+        () => undefined,
+      ),
+    );
+    while (acks < 20) await new Promise((r) => setTimeout(r, 1));
+    const code = await baton.stop();
+    assert.equal(code, 0, baton.output());
+    const acked = (await Promise.all(inflight)).filter((r) => r?.status === 201);
+    baton = await startBaton({ dataDir: baton.dataDir, port: baton.port });
+    const read = await api(baton.url, jwt, "GET", "/v1/topics/drain/events?from=1&limit=1000");
+    const stored = new Map(read.body.events.map((e: { seq: number; id: string }) => [e.seq, e.id]));
+    for (const r of acked) assert.equal(stored.get(r!.body.seq), r!.body.id);
+    assert.deepEqual([...stored.keys()], Array.from({ length: stored.size }, (_, i) => i + 1));
+  } finally {
+    await baton.destroy();
+  }
+});
+
+test("a bad setting stops start-up with the setting named", async () => {
+  await assert.rejects(startBaton({ env: { BATON_MAX_BODY_BYTES: "lots" } }), /BATON_MAX_BODY_BYTES/);
+});
