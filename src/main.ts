@@ -54,6 +54,11 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
     isReady: () => ready,
   });
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000 }, handler);
+  // `Expect: 100-continue` with a body over the limit is refused before the client sends it.
+  server.on("checkContinue", (req, res) => {
+    if (Number(req.headers["content-length"] ?? 0) <= config.maxBodyBytes) res.writeContinue();
+    handler(req, res);
+  });
   await listen(server, config.port, config.host);
   const port = (server.address() as AddressInfo).port;
   ready = true;

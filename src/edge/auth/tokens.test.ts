@@ -44,3 +44,29 @@ test("tokens with bad claims are invalid", async () => {
     await assert.rejects(verifier.verify(token), (e: unknown) => isBatonError(e) && e.code === "TOKEN_INVALID");
   }
 });
+
+test("tokens signed with a key from the configured JWKS are accepted; other keys are not", async () => {
+  const { generateKeyPair, exportJWK } = await import("jose");
+  const { createServer } = await import("node:http");
+  const trusted = await generateKeyPair("ES256");
+  const stranger = await generateKeyPair("ES256");
+  const jwk = { ...(await exportJWK(trusted.publicKey)), kid: "k1", alg: "ES256", use: "sig" };
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ keys: [jwk] }));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  try {
+    const { port } = server.address() as { port: number };
+    const verifier = new TokenVerifier({ jwksUrl: `http://127.0.0.1:${port}/jwks.json` });
+    const sign = (key: CryptoKey): Promise<string> =>
+      new SignJWT({ tenant: "acme", subscribe: ["a.>"] }).setProtectedHeader({ alg: "ES256", kid: "k1" }).setSubject("svc").setExpirationTime("5m").sign(key);
+    const p = await verifier.verify(await sign(trusted.privateKey));
+    assert.deepEqual([p.tenant, p.subject, p.subscribe], ["acme", "svc", ["a.>"]]);
+    await assert.rejects(verifier.verify(await sign(stranger.privateKey)), (e: unknown) => isBatonError(e) && e.code === "TOKEN_INVALID");
+    const hs = await mintToken(SECRET, { tenant: "acme", sub: "x" }, 60_000);
+    await assert.rejects(verifier.verify(hs), (e: unknown) => isBatonError(e) && e.code === "TOKEN_INVALID", "no HS256 secret configured");
+  } finally {
+    server.close();
+  }
+});

@@ -1,11 +1,15 @@
 /**
  * @module edge/http/body
  * Reads a request body under a byte limit. An oversize body is refused from its declared
- * Content-Length before any of it is read, or as soon as the streamed bytes pass the limit;
- * it is never buffered whole.
+ * Content-Length before any of it is read. A streamed (chunked) body that passes the limit is
+ * never buffered: the rest is read and discarded so the client, still uploading, can read the
+ * 413 (a "lingering close", as nginx does), up to DISCARD_LIMIT bytes, past which the
+ * connection is cut.
  */
 import type { IncomingMessage } from "node:http";
 import { BatonError } from "../../errors/baton-error.ts";
+
+const DISCARD_LIMIT = 16 * 1024 * 1024;
 
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const declared = req.headers["content-length"];
@@ -15,19 +19,28 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let overflowed = false;
     const onData = (chunk: Buffer): void => {
       size += chunk.length;
+      if (overflowed) {
+        if (size > maxBytes + DISCARD_LIMIT) {
+          cleanup();
+          req.destroy();
+          reject(tooLarge(maxBytes));
+        }
+        return;
+      }
       if (size > maxBytes) {
-        cleanup();
-        req.pause();
-        reject(tooLarge(maxBytes));
+        overflowed = true;
+        chunks.length = 0;
         return;
       }
       chunks.push(chunk);
     };
     const onEnd = (): void => {
       cleanup();
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+      if (overflowed) reject(tooLarge(maxBytes));
+      else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
     };
     const onError = (err: Error): void => {
       cleanup();
