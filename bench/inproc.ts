@@ -7,7 +7,7 @@
  */
 import { EmbeddedEngine } from "../src/engine/embedded/embedded-engine.ts";
 import type { NewEvent } from "../src/streams/event.ts";
-import { EVENT_DATA, Latencies, loadResult, type LoadResult } from "./lib.ts";
+import { cpuWindow, EVENT_DATA, Latencies, loadResult, type LoadResult } from "./lib.ts";
 
 export interface InprocConfig {
   readonly dataDir: string;
@@ -31,6 +31,7 @@ const makeEvents = (): NewEvent[] => Array.from({ length: config.eventsPerCall }
 async function phase(seconds: number): Promise<LoadResult> {
   const lat = new Latencies();
   let failures = 0;
+  const cpu = cpuWindow();
   const start = performance.now();
   const end = start + seconds * 1000;
   const caller = async (): Promise<void> => {
@@ -47,7 +48,7 @@ async function phase(seconds: number): Promise<LoadResult> {
     }
   };
   await Promise.all(Array.from({ length: config.callers }, caller));
-  return loadResult(lat, config.eventsPerCall, (performance.now() - start) / 1000, failures);
+  return loadResult(lat, config.eventsPerCall, (performance.now() - start) / 1000, failures, cpu());
 }
 
 try {

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dirname, "..");
@@ -15,9 +15,9 @@ export const EVENT_DATA = {
   tenantUser: "user_01HZX3K9Q2M4N7P8R5T6V1W0YZ",
   kind: "message.created",
   conversation: "conv_7f3a9c2e",
-  text: "The quick brown fox jumps over the lazy dog; a message of ordinary size.",
+  text: "The quick brown fox jumps over the lazy dog.",
   tokens: 42,
-  model: "small-2025-01",
+  model: "small-1",
   final: true,
 };
 
@@ -28,7 +28,7 @@ export interface LatencySummary {
   readonly maxMs: number;
 }
 
-/** Collects per-call latencies without per-sample allocation (runs reach a few million). */
+/** Collects per-call latencies without per-sample allocation (a case records up to ~500k). */
 export class Latencies {
   private buf = new Float64Array(1 << 16);
   private n = 0;
@@ -49,8 +49,33 @@ export class Latencies {
   }
 }
 
+/** Where the CPU went during one measured window: a figure is only as good as its share. */
+export interface CpuUse {
+  /** The server process, all threads, ms. For in-process runs: that process. */
+  readonly serverCpuMs: number;
+  /** The load generator, ms (0 for in-process runs, where it is the server). */
+  readonly loadCpuMs: number;
+  /**
+   * Everything else on the machine, % of all cores. Above a few % the case competed for cores
+   * with work that is not ours and its figures understate Baton.
+   */
+  readonly foreignCpuPct: number;
+}
+
+/** Starts a window; the returned function ends it. Without a server pid, this process is the server. */
+export function cpuWindow(serverPid?: number): () => CpuUse {
+  const [machine0, own0, server0, t0] = [machineBusyMs(), ownCpuMs(), processCpuMs(serverPid), performance.now()];
+  return () => {
+    const own = ownCpuMs() - own0;
+    const server = serverPid === undefined ? own : processCpuMs(serverPid) - server0;
+    const foreign = machineBusyMs() - machine0 - own - (serverPid === undefined ? 0 : server);
+    const capacity = (performance.now() - t0) * availableParallelism();
+    return { serverCpuMs: server, loadCpuMs: serverPid === undefined ? 0 : own, foreignCpuPct: Math.max(0, (100 * foreign) / capacity) };
+  };
+}
+
 /** What a load child reports on its last stdout line. */
-export interface LoadResult extends LatencySummary {
+export interface LoadResult extends LatencySummary, CpuUse {
   /** Acknowledged (2xx) requests or calls in the measured window. */
   readonly acked: number;
   readonly events: number;
@@ -61,7 +86,7 @@ export interface LoadResult extends LatencySummary {
   readonly failures: number;
 }
 
-export function loadResult(lat: Latencies, eventsPerRequest: number, seconds: number, failures: number): LoadResult {
+export function loadResult(lat: Latencies, eventsPerRequest: number, seconds: number, failures: number, cpu: CpuUse): LoadResult {
   const s = lat.summary();
   return {
     ...s,
@@ -71,6 +96,7 @@ export function loadResult(lat: Latencies, eventsPerRequest: number, seconds: nu
     requestsPerS: s.count / seconds,
     eventsPerS: (s.count * eventsPerRequest) / seconds,
     failures,
+    ...cpu,
   };
 }
 
@@ -177,22 +203,45 @@ export async function waitReady(url: string, child: Child, limitMs = 20_000): Pr
   }
 }
 
+/** Busy CPU time of the whole machine so far, ms (Linux /proc/stat; NaN elsewhere). */
+export function machineBusyMs(): number {
+  try {
+    const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal...: all but idle and iowait; 100 ticks/s.
+    return (f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!) * 10;
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU time a live process has used, ms (Linux /proc; NaN elsewhere). */
+export function processCpuMs(pid: number | undefined): number {
+  try {
+    // Fields after the ")" that closes the command name: utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+
+/** This process's own CPU time so far, ms. */
+export function ownCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
 /**
- * How busy the machine is with nothing of ours running, in % of all cores (Linux /proc/stat;
- * NaN elsewhere). On a 2-core box any other work skews every figure, so each case records it.
+ * Waits (bounded) until the machine is nearly idle. On a 2-core box anything else running
+ * distorts every figure, and each case records how much did (CpuUse.foreignCpuPct).
  */
-export async function backgroundBusyPct(ms = 500): Promise<number> {
-  const sample = (): { idle: number; total: number } | undefined => {
-    try {
-      const f = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
-      return { idle: f[3]! + f[4]!, total: f.reduce((a, b) => a + b, 0) };
-    } catch {
-      return undefined;
-    }
-  };
-  const a = sample();
-  await new Promise((r) => setTimeout(r, ms));
-  const b = sample();
-  if (a === undefined || b === undefined || b.total === a.total) return NaN;
-  return (100 * (1 - (b.idle - a.idle) / (b.total - a.total)));
+export async function waitQuiet(limitMs: number, busyPct = 15): Promise<number> {
+  const start = performance.now();
+  for (;;) {
+    const a = machineBusyMs();
+    await new Promise((r) => setTimeout(r, 500));
+    const pct = (100 * (machineBusyMs() - a)) / (500 * availableParallelism());
+    if (!(pct > busyPct) || performance.now() - start > limitMs) return performance.now() - start;
+  }
 }
