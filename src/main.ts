@@ -23,7 +23,7 @@ export interface RunningBaton {
   close(): Promise<void>;
 }
 
-export function createEngine(config: BatonConfig): EmbeddedEngine {
+export function createEngine(config: BatonConfig, logger: Logger): EmbeddedEngine {
   if (config.engine !== "embedded") {
     throw new Error(`engine ${JSON.stringify(config.engine)} is not available in this build: only "embedded" is (the NATS engine is tracked in issue 5)`);
   }
@@ -35,13 +35,14 @@ export function createEngine(config: BatonConfig): EmbeddedEngine {
       maxEvents: config.retentionMaxEvents,
       maxBytes: config.retentionMaxBytes,
     },
+    onFailure: (err) => logger.fatal({ err }, "a storage write failed: this node refuses writes until it is restarted"),
   });
 }
 
 export async function startBaton(config: BatonConfig, logger: Logger = createLogger(config.logLevel)): Promise<RunningBaton> {
   const { secret, generated } = resolveSecret(config);
   if (generated) logger.warn({ file: secret.file }, "no BATON_JWT_SECRET set: generated a development secret and saved it in the data dir");
-  const engine = createEngine(config);
+  const engine = createEngine(config, logger);
   const metrics = new Metrics(() => engine.log.pending);
   let ready = false;
   const handler = createHttpApi({
@@ -51,7 +52,7 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
     metrics,
     logger,
     engineName: engine.name,
-    isReady: () => ready,
+    isReady: () => ready && engine.isHealthy(),
   });
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000 }, handler);
   // `Expect: 100-continue` with a body over the limit is refused before the client sends it.

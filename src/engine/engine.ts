@@ -18,6 +18,8 @@ export interface Engine {
   /** Short name for logs and /readyz: "embedded" | "nats". */
   readonly name: string;
   readonly log: EventLog;
+  /** False once the engine can no longer accept writes (e.g. after a storage failure). */
+  isHealthy(): boolean;
   /** Resolves once every acknowledged write is durable and resources are released. Idempotent. */
   close(): Promise<void>;
 }

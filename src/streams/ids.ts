@@ -1,46 +1,56 @@
 /**
  * @module streams/ids
  * Event ids and epochs. Ids are opaque to users; they sort roughly by creation time (a 48-bit
- * millisecond prefix, like ULID/UUIDv7) which keeps index inserts local, and carry 80 random bits.
+ * millisecond prefix, like ULID/UUIDv7) which keeps index inserts local, and carry 80 random
+ * bits. Built with plain number arithmetic: this runs once per stored event.
  */
-import { randomBytes } from "node:crypto";
+import { randomFillSync } from "node:crypto";
 
 const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"; // Crockford base32, lower case
 
-let pool = randomBytes(0);
-let poolOffset = 0;
+const pool = Buffer.alloc(4096);
+let poolOffset = pool.length;
 
-function random(n: number): Buffer {
-  if (poolOffset + n > pool.length) {
-    pool = randomBytes(4096);
+function randomByte(): number {
+  if (poolOffset >= pool.length) {
+    randomFillSync(pool);
     poolOffset = 0;
   }
-  const out = pool.subarray(poolOffset, poolOffset + n);
-  poolOffset += n;
-  return out;
+  return pool[poolOffset++]!;
 }
 
-function base32(value: bigint, chars: number): string {
+/** `chars` base32 characters of random bits. */
+function randomChars(chars: number): string {
   let out = "";
+  let acc = 0;
+  let bits = 0;
   for (let i = 0; i < chars; i++) {
-    out = ALPHABET[Number(value & 31n)] + out;
-    value >>= 5n;
+    if (bits < 5) {
+      acc = (acc << 8) | randomByte();
+      bits += 8;
+    }
+    bits -= 5;
+    out += ALPHABET[(acc >> bits) & 31];
+    acc &= (1 << bits) - 1;
   }
   return out;
 }
 
-/** A new event id: `evt_` + 26 base32 characters (time-ordered prefix + randomness). */
+function timeChars(ms: number): string {
+  let out = "";
+  for (let i = 0; i < 10; i++) {
+    out = ALPHABET[ms % 32] + out;
+    ms = Math.floor(ms / 32);
+  }
+  return out;
+}
+
+/** A new event id: `evt_` + 26 base32 characters (10 of time, 16 random). */
 export function newEventId(now = Date.now()): string {
-  const rand = random(10);
-  let r = 0n;
-  for (const b of rand) r = (r << 8n) | BigInt(b);
-  return `evt_${base32(BigInt(now), 10)}${base32(r, 16)}`;
+  return `evt_${timeChars(now)}${randomChars(16)}`;
 }
 
 /** A new stream epoch: 8 random base32 characters. */
 export function newEpoch(): string {
-  const rand = random(5);
-  let r = 0n;
-  for (const b of rand) r = (r << 8n) | BigInt(b);
-  return base32(r, 8);
+  return randomChars(8);
 }

@@ -68,3 +68,13 @@ test("SIGTERM finishes in-flight publishes, exits 0, and everything acknowledged
 test("a bad setting stops start-up with the setting named", async () => {
   await assert.rejects(startBaton({ env: { BATON_MAX_BODY_BYTES: "lots" } }), /BATON_MAX_BODY_BYTES/);
 });
+
+test("a second server on the same data dir refuses to start instead of sharing it", async () => {
+  const first = await startBaton();
+  try {
+    await assert.rejects(startBaton({ dataDir: first.dataDir }), /in use by process/);
+    assert.equal((await api(first.url, await token({ tenant: "acme", sub: "x" }), "POST", "/v1/topics/a/events", { data: 1 })).status, 201);
+  } finally {
+    await first.destroy();
+  }
+});

@@ -12,6 +12,8 @@ import { sendError, toBatonError } from "./respond.ts";
 import { Router, type RequestContext } from "./router.ts";
 import type { HttpServices } from "./services.ts";
 
+const EMPTY_QUERY = new URLSearchParams();
+
 export function createHttpApi(s: HttpServices): (req: IncomingMessage, res: ServerResponse) => void {
   const router = new Router()
     .on("GET", "/healthz", healthz)
@@ -24,27 +26,37 @@ export function createHttpApi(s: HttpServices): (req: IncomingMessage, res: Serv
     .on("GET", "/v1/topics/:topic", (ctx) => describeTopic(ctx, s))
     .on("DELETE", "/v1/topics/:topic", (ctx) => deleteTopic(ctx, s));
 
+  // prom-client hashes the label set on every inc(); children per (route, status) avoid that.
+  const counters = new Map<string, { inc(): void }>();
+  const countRequest = (route: string, status: number): void => {
+    const key = `${route} ${status}`;
+    let child = counters.get(key);
+    if (child === undefined) {
+      child = s.metrics.httpRequests.labels(route, String(status));
+      counters.set(key, child);
+    }
+    child.inc();
+  };
+
   return (req, res) => {
     // While draining, every answer closes its connection so keep-alive clients move elsewhere.
     if (!s.isReady()) res.setHeader("connection", "close");
-    let url: URL;
-    try {
-      url = new URL(req.url ?? "/", "http://baton.invalid");
-    } catch {
-      answerError(res, "", new BatonError("NOT_FOUND", "malformed request URL"));
-      return;
-    }
-    const match = router.match(req.method ?? "GET", url.pathname);
+    // Split by hand: `new URL()` per request is measurable on the publish path.
+    const target = req.url ?? "/";
+    const q = target.indexOf("?");
+    const pathname = q === -1 ? target : target.slice(0, q);
+    const match = router.match(req.method ?? "GET", pathname);
     if (match.kind === "not-found") {
-      answerError(res, "", new BatonError("NOT_FOUND", `no route for ${req.method} ${url.pathname}`));
+      answerError(res, "", new BatonError("NOT_FOUND", `no route for ${req.method} ${pathname.slice(0, 200)}`));
       return;
     }
     if (match.kind === "method-not-allowed") {
       answerError(res, match.route, new BatonError("METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${match.route}`), { allow: match.allow.join(", ") });
       return;
     }
-    const ctx: RequestContext = { req, res, url, params: match.params, route: match.route };
-    res.once("finish", () => s.metrics.httpRequests.inc({ route: match.route, status: res.statusCode }));
+    const query = q === -1 ? EMPTY_QUERY : new URLSearchParams(target.slice(q + 1));
+    const ctx: RequestContext = { req, res, query, params: match.params, route: match.route };
+    res.once("finish", () => countRequest(match.route, res.statusCode));
     let result: Promise<void> | void;
     try {
       result = match.handler(ctx);
@@ -60,7 +72,7 @@ export function createHttpApi(s: HttpServices): (req: IncomingMessage, res: Serv
     s.metrics.httpErrors.inc({ tenant: "", code: error.code });
     // After a refused body the rest of it may still be arriving: do not reuse the connection.
     const close: Record<string, string> = error.code === "PAYLOAD_TOO_LARGE" ? { connection: "close" } : {};
-    if (route === "") s.metrics.httpRequests.inc({ route: "unmatched", status: error.status });
+    if (route === "") countRequest("unmatched", error.status);
     sendError(res, error, { ...headers, ...close });
   }
 }

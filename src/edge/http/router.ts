@@ -9,7 +9,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 export interface RequestContext {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
-  readonly url: URL;
+  /** Decoded query parameters. */
+  readonly query: URLSearchParams;
   readonly params: Readonly<Record<string, string>>;
   /** Route pattern, for metrics labels. */
   readonly route: string;

@@ -9,6 +9,7 @@ import type { Retention } from "../../streams/event.ts";
 import type { Engine } from "../engine.ts";
 import { EmbeddedEventLog, type EmbeddedDbs } from "./embedded-event-log.ts";
 import type { DedupRecord } from "./records.ts";
+import { lockDataDir, type DataDirLock } from "./data-dir-lock.ts";
 import { RetentionSweeper } from "./retention-sweeper.ts";
 
 export interface EmbeddedEngineOptions {
@@ -21,6 +22,8 @@ export interface EmbeddedEngineOptions {
   /** Pause between retention passes, ms. Default 1000. */
   readonly sweepIntervalMs?: number;
   readonly now?: () => number;
+  /** Told once if a storage write fails (the log then refuses writes until restart). */
+  readonly onFailure?: (err: unknown) => void;
 }
 
 export class EmbeddedEngine implements Engine {
@@ -29,32 +32,39 @@ export class EmbeddedEngine implements Engine {
   readonly sweeper: RetentionSweeper;
   private closing: Promise<void> | undefined;
   private readonly dbs: EmbeddedDbs;
+  private readonly lock: DataDirLock;
 
-  private constructor(dbs: EmbeddedDbs, options: EmbeddedEngineOptions) {
+  private constructor(dbs: EmbeddedDbs, lock: DataDirLock, options: EmbeddedEngineOptions) {
     this.dbs = dbs;
+    this.lock = lock;
     const now = options.now ?? Date.now;
     this.log = new EmbeddedEventLog(dbs, {
       dedupWindowMs: options.dedupWindowMs,
       defaultRetention: options.defaultRetention,
       maxPendingEvents: options.maxPendingEvents ?? 100_000,
       now,
+      ...(options.onFailure === undefined ? {} : { onFailure: options.onFailure }),
     });
-    this.sweeper = new RetentionSweeper(dbs, {
+    this.sweeper = new RetentionSweeper(dbs, this.log, {
       intervalMs: options.sweepIntervalMs ?? 1000,
       topicsPerPass: 1000,
       deletesPerTxn: 2000,
+      idleTopicMs: 60_000,
       now,
     });
   }
 
   static open(options: EmbeddedEngineOptions): EmbeddedEngine {
     mkdirSync(options.dataDir, { recursive: true });
+    const lock = lockDataDir(options.dataDir);
     const root = open({
       path: join(options.dataDir, "baton.mdb"),
       maxDbs: 16,
-      // Durability comes from awaiting `flushed` after each commit (see EmbeddedEventLog);
-      // overlapping sync lets the next batch commit while the previous one is being fsynced.
+      // Each write's promise resolves at commit and carries `flushed` for its fsync, which is
+      // what appends wait for (see EmbeddedEventLog); overlapping sync lets the next batch
+      // commit while the previous one is being fsynced.
       overlappingSync: true,
+      separateFlushed: true,
     });
     const dbs: EmbeddedDbs = {
       root,
@@ -63,18 +73,24 @@ export class EmbeddedEngine implements Engine {
       dedup: root.openDB<DedupRecord, [string, string, string]>({ name: "dedup" }),
       dedupExpiry: root.openDB<number, [number, string, string, string]>({ name: "dedup-expiry" }),
     };
-    const engine = new EmbeddedEngine(dbs, options);
+    const engine = new EmbeddedEngine(dbs, lock, options);
     engine.sweeper.start();
     return engine;
+  }
+
+  isHealthy(): boolean {
+    return this.log.healthy;
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.log.stopWrites();
       await this.sweeper.stop();
-      while (this.log.pending > 0) await new Promise((r) => setTimeout(r, 5));
+      await this.log.settle();
+      await this.log.flushPositions();
       await this.dbs.root.flushed;
       await this.dbs.root.close();
+      this.lock.release();
     })();
     return this.closing;
   }

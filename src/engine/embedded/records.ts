@@ -74,13 +74,14 @@ export function decodeEventTime(buf: Uint8Array): { time: number; expiresAt: num
   return { time: tuple[1], expiresAt: tuple[8] };
 }
 
-export function topicInfo(tenant: string, name: string, r: TopicRecord): TopicInfo {
+/** `lastSeq` is the durable one: only acknowledged events are ever visible. */
+export function topicInfo(tenant: string, name: string, r: TopicRecord, lastSeq: number): TopicInfo {
   return {
     tenant,
     name,
     epoch: r.epoch,
     firstSeq: r.firstSeq,
-    lastSeq: r.lastSeq,
+    lastSeq,
     events: r.events,
     bytes: r.bytes,
     createdAt: r.createdAt,

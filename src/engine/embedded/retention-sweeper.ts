@@ -1,25 +1,37 @@
 /**
  * @module engine/embedded/retention-sweeper
- * Reclaims space in the background: events past their topic's age, count or byte limit, expired
- * events at the head of a topic, and idempotency keys past the dedup window. Each pass touches a
- * bounded number of topics and deletes a bounded number of records per transaction, so a large
- * backlog is worked off over several passes without holding the writer (and publishes) for long.
+ * Reclaims space in the background: events past their topic's age, count or byte limit,
+ * expired events at the head of a topic, and idempotency keys past the dedup window. Each pass
+ * looks at a bounded slice of topics and removes a bounded number of records per transaction,
+ * so a large backlog is worked off over several passes without holding up publishes.
  *
  * Events are only ever removed from the head, so the stored range of a topic stays contiguous:
  * a TTL-expired event behind a longer-lived one is hidden from reads at once and reclaimed when
  * it reaches the head.
  */
-import type { EmbeddedDbs } from "./embedded-event-log.ts";
-import { decodeEventTime, type TopicRecord } from "./records.ts";
+import type { Retention } from "../../streams/event.ts";
+import type { EmbeddedDbs, EmbeddedEventLog } from "./embedded-event-log.ts";
+import { decodeEventTime } from "./records.ts";
 
 export interface SweeperOptions {
   /** Pause between passes, ms. */
   readonly intervalMs: number;
   /** Topics examined per pass. */
   readonly topicsPerPass: number;
-  /** Records deleted per transaction. */
+  /** Records removed per transaction. */
   readonly deletesPerTxn: number;
+  /** Positions of topics unused for this long are dropped from memory, ms. */
+  readonly idleTopicMs: number;
   readonly now?: () => number;
+}
+
+/** Whether the head event must go: over count, over bytes, expired, or too old. */
+export function mustReclaim(retention: Retention, eventsLeft: number, bytesLeft: number, event: Buffer, now: number): boolean {
+  if (retention.maxEvents > 0 && eventsLeft > retention.maxEvents) return true;
+  if (retention.maxBytes > 0 && bytesLeft > retention.maxBytes) return true;
+  const { time, expiresAt } = decodeEventTime(event);
+  if (expiresAt !== null && expiresAt <= now) return true;
+  return retention.maxAgeMs > 0 && time + retention.maxAgeMs <= now;
 }
 
 export class RetentionSweeper {
@@ -28,10 +40,12 @@ export class RetentionSweeper {
   private running: Promise<void> | undefined;
   private readonly now: () => number;
   private readonly db: EmbeddedDbs;
+  private readonly log: EmbeddedEventLog;
   private readonly options: SweeperOptions;
 
-  constructor(db: EmbeddedDbs, options: SweeperOptions) {
+  constructor(db: EmbeddedDbs, log: EmbeddedEventLog, options: SweeperOptions) {
     this.db = db;
+    this.log = log;
     this.options = options;
     this.now = options.now ?? Date.now;
   }
@@ -39,7 +53,10 @@ export class RetentionSweeper {
   start(): void {
     const tick = (): void => {
       this.running = this.pass()
-        .then(() => undefined, () => undefined)
+        .then(
+          () => undefined,
+          () => undefined,
+        )
         .finally(() => {
           this.running = undefined;
           if (this.timer !== undefined) this.timer = setTimeout(tick, this.options.intervalMs).unref();
@@ -54,75 +71,30 @@ export class RetentionSweeper {
     await this.running;
   }
 
-  /** One pass: a slice of topics plus expired idempotency keys. Returns records deleted. */
+  /** One pass: a slice of topics plus expired idempotency keys. Returns records removed. */
   async pass(): Promise<number> {
-    let deleted = await this.sweepDedup();
+    await this.log.flushPositions();
+    let removed = 0;
+    for (;;) {
+      const n = await this.log.reclaimKeys(this.options.deletesPerTxn);
+      removed += n;
+      if (n < this.options.deletesPerTxn) break;
+    }
     const names: [string, string][] = [];
-    for (const key of this.db.topics.getKeys({
-      ...(this.cursor === undefined ? {} : { start: this.cursor }),
-      limit: this.options.topicsPerPass + 1,
-    })) {
+    for (const key of this.db.topics.getKeys({ ...(this.cursor === undefined ? {} : { start: this.cursor }), limit: this.options.topicsPerPass + 1 })) {
       if (this.cursor !== undefined && key[0] === this.cursor[0] && key[1] === this.cursor[1]) continue;
       names.push(key);
       if (names.length >= this.options.topicsPerPass) break;
     }
     this.cursor = names.length < this.options.topicsPerPass ? undefined : names[names.length - 1];
-    for (const name of names) deleted += await this.sweepTopic(name);
-    return deleted;
-  }
-
-  private async sweepTopic(key: [string, string]): Promise<number> {
-    let total = 0;
-    for (;;) {
-      const n = await this.db.root.transaction(() => {
-        const record = this.db.topics.get(key);
-        if (record === undefined || record.deleting) return 0;
-        const updated: TopicRecord = { ...record };
-        const now = this.now();
-        let n = 0;
-        while (n < this.options.deletesPerTxn && updated.firstSeq <= updated.lastSeq) {
-          const eventKey: [string, string, number] = [key[0], key[1], updated.firstSeq];
-          const buf = this.db.events.get(eventKey);
-          if (buf !== undefined && !this.mustGo(updated, buf, now)) break;
-          if (buf !== undefined) {
-            void this.db.events.remove(eventKey);
-            updated.events -= 1;
-            updated.bytes -= buf.length;
-          }
-          updated.firstSeq += 1;
-          n++;
-        }
-        if (n > 0) void this.db.topics.put(key, updated);
-        return n;
-      });
-      total += n;
-      if (n < this.options.deletesPerTxn) return total;
-    }
-  }
-
-  private mustGo(record: TopicRecord, buf: Buffer, now: number): boolean {
-    const { maxAgeMs, maxEvents, maxBytes } = record.retention;
-    if (maxEvents > 0 && record.events > maxEvents) return true;
-    if (maxBytes > 0 && record.bytes > maxBytes) return true;
-    const { time, expiresAt } = decodeEventTime(buf);
-    if (expiresAt !== null && expiresAt <= now) return true;
-    return maxAgeMs > 0 && time + maxAgeMs <= now;
-  }
-
-  private async sweepDedup(): Promise<number> {
-    return this.db.root.transaction(() => {
-      let n = 0;
-      for (const key of this.db.dedupExpiry.getKeys({
-        end: [this.now(), "", "", ""],
-        limit: this.options.deletesPerTxn,
-      })) {
-        const [expiresAt, tenant, topic, idempotencyKey] = key;
-        const current = this.db.dedup.get([tenant, topic, idempotencyKey]);
-        if (current?.expiresAt === expiresAt) void this.db.dedup.remove([tenant, topic, idempotencyKey]);
-        void this.db.dedupExpiry.remove(key);
-        n++;
+    for (const [tenant, topic] of names) {
+      for (;;) {
+        const n = await this.log.reclaimHead(tenant, topic, mustReclaim, this.options.deletesPerTxn);
+        removed += n;
+        if (n < this.options.deletesPerTxn) break;
       }
-      return n;
-    });
+    }
+    this.log.evictIdle(this.now() - this.options.idleTopicMs);
+    return removed;
   }
 }

@@ -71,7 +71,7 @@ export async function readEvents(ctx: RequestContext, s: HttpServices): Promise<
   const principal = await authenticate(ctx.req, s.verifier);
   const topic = assertTopicName(ctx.params["topic"] ?? "");
   authorize(principal, "subscribe", topic);
-  const q = ctx.url.searchParams;
+  const q = ctx.query;
   const from = nonNegativeInt(q.get("from"), "from");
   const since = q.get("since");
   const limit = nonNegativeInt(q.get("limit"), "limit") ?? 100;

@@ -70,7 +70,7 @@ export async function createTopic(ctx: RequestContext, s: HttpServices): Promise
 
 export async function listTopics(ctx: RequestContext, s: HttpServices): Promise<void> {
   const principal = await authenticate(ctx.req, s.verifier);
-  const q = ctx.url.searchParams;
+  const q = ctx.query;
   const limitText = q.get("limit") ?? "100";
   const limit = Number(limitText);
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST) throw new BatonError("VALIDATION_FAILED", `limit: must be an integer in [1, ${MAX_LIST}]`);
