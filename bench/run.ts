@@ -99,6 +99,15 @@ async function httpCase(kind: "bare" | "baton", token: string, load: Omit<LoadCo
   });
 }
 
+interface TopicsScale {
+  readonly topics: number;
+  readonly createS: number;
+  readonly heapPerActiveTopicB: number;
+  readonly heapPerIdleTopicB: number;
+  readonly ratePerS: { readonly allTopics: number; readonly first1000Topics: number; readonly allTopicsColdPositions: number };
+  readonly diskBytesPerTopic: number;
+}
+
 async function inprocCase(eventsPerCall: number, topics: number): Promise<LoadResult> {
   const dataDir = tempDir("baton-bench-inproc-");
   try {
@@ -177,8 +186,17 @@ async function main(): Promise<void> {
     await measure(name, `${CONNECTIONS} concurrent append callers`, () => inprocCase(events, topics));
   }
 
+  console.log("  topics-scale: 100,000 topics in one tenant (in-process)...");
+  const topicsScale = await runJsonChild<TopicsScale>("bench/topics-scale.ts", { topics: 100_000, callers: CONNECTIONS, seconds: 4 }, 120_000);
+
   console.log();
   printTable(results);
+  console.log(
+    `\ntopics-scale: ${fmt(topicsScale.topics)} topics created in ${fmt(topicsScale.createS, 1)} s; single appends over all of them ` +
+      `${fmt(topicsScale.ratePerS.allTopics)}/s (positions cold: ${fmt(topicsScale.ratePerS.allTopicsColdPositions)}/s) vs ` +
+      `${fmt(topicsScale.ratePerS.first1000Topics)}/s over 1,000 of them; heap per topic ${fmt(topicsScale.heapPerActiveTopicB)} B ` +
+      `while in use, ${fmt(topicsScale.heapPerIdleTopicB)} B idle; disk ${fmt(topicsScale.diskBytesPerTopic)} B per topic with ~1 event`,
+  );
   const byName = new Map(results.map((r) => [r.name, r]));
   const verdict = (ok: boolean): string => (ok ? "met" : "NOT met");
   const batchR = byName.get("http-batch100-hot")!;
@@ -201,7 +219,7 @@ async function main(): Promise<void> {
   const dir = join(ROOT, "bench/results");
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
-  writeFileSync(file, `${JSON.stringify({ at: new Date().toISOString(), machine, settings, aims, results }, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ at: new Date().toISOString(), machine, settings, aims, results, topicsScale }, null, 2)}\n`);
   console.log(`\nresults: ${file}`);
 }
 
