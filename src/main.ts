@@ -9,10 +9,13 @@ import { resolveSecret } from "./config/secret.ts";
 import type { BatonConfig } from "./config/config.ts";
 import { TokenVerifier } from "./edge/auth/tokens.ts";
 import { createHttpApi } from "./edge/http/http-api.ts";
+import { WsGateway } from "./edge/ws/ws-gateway.ts";
 import { EmbeddedEngine } from "./engine/embedded/embedded-engine.ts";
 import type { Engine } from "./engine/engine.ts";
 import { createLogger, type Logger } from "./observability/logger.ts";
 import { Metrics } from "./observability/metrics.ts";
+
+export const VERSION = "0.1.0";
 
 export interface RunningBaton {
   readonly url: string;
@@ -43,12 +46,14 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
   const { secret, generated } = resolveSecret(config);
   if (generated) logger.warn({ file: secret.file }, "no BATON_JWT_SECRET set: generated a development secret and saved it in the data dir");
   const engine = createEngine(config, logger);
-  const metrics = new Metrics(() => engine.log.pending);
+  const gatewayRef: { current?: WsGateway } = {};
+  const metrics = new Metrics(() => engine.log.pending, () => gatewayRef.current?.connections ?? 0);
   let ready = false;
+  const verifier = new TokenVerifier({ secret: secret.value, jwksUrl: config.jwksUrl });
   const handler = createHttpApi({
     config,
     log: engine.log,
-    verifier: new TokenVerifier({ secret: secret.value, jwksUrl: config.jwksUrl }),
+    verifier,
     metrics,
     logger,
     engineName: engine.name,
@@ -60,6 +65,31 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
     if (Number(req.headers["content-length"] ?? 0) <= config.maxBodyBytes) res.writeContinue();
     handler(req, res);
   });
+  const gateway = new WsGateway(
+    server,
+    {
+      log: engine.log,
+      broker: engine.broker,
+      verifier,
+      logger,
+      autoCreateTopics: config.autoCreateTopics,
+      defaultRetention: { maxAgeMs: config.retentionMaxAgeMs, maxEvents: config.retentionMaxEvents, maxBytes: config.retentionMaxBytes },
+      version: `baton ${VERSION}`,
+      onDropped: () => metrics.droppedEphemeral.inc(),
+      limits: {
+        pingIntervalS: Math.max(1, Math.round(config.wsPingIntervalMs / 1000)),
+        pongTimeoutMs: 10_000,
+        connectTimeoutMs: 15_000,
+        maxSubscriptions: config.wsMaxSubscriptions,
+        bufferHighBytes: config.wsBufferBytes,
+        slowTimeoutMs: config.wsSlowTimeoutMs,
+        recoveryReplyLimit: 300,
+        expiryGraceMs: config.wsExpiryGraceMs,
+      },
+    },
+    { maxConnections: config.wsMaxConnections, maxMessageBytes: config.wsMaxMessageBytes },
+  );
+  gatewayRef.current = gateway;
   await listen(server, config.port, config.host);
   const port = (server.address() as AddressInfo).port;
   ready = true;
@@ -71,6 +101,8 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       ready = false;
+      gateway.stopAccepting();
+      gateway.closeAll();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timeout = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());

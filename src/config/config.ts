@@ -36,6 +36,20 @@ export interface BatonConfig {
   readonly shutdownTimeoutMs: number;
   /** pino level. BATON_LOG_LEVEL, default info. */
   readonly logLevel: string;
+  /** Seconds between server pings on sockets. BATON_WS_PING_INTERVAL, default 25s. */
+  readonly wsPingIntervalMs: number;
+  /** Open sockets per node. BATON_WS_MAX_CONNECTIONS, default 100000. */
+  readonly wsMaxConnections: number;
+  /** Largest inbound socket message. BATON_WS_MAX_MESSAGE_BYTES, default 64KiB. */
+  readonly wsMaxMessageBytes: number;
+  /** Subscriptions per socket. BATON_WS_MAX_SUBSCRIPTIONS, default 512. */
+  readonly wsMaxSubscriptions: number;
+  /** Outbound buffer high-water mark per socket. BATON_WS_BUFFER_BYTES, default 1MiB. */
+  readonly wsBufferBytes: number;
+  /** How long a socket may stay over its buffer mark before it is closed. BATON_WS_SLOW_TIMEOUT, default 10s. */
+  readonly wsSlowTimeoutMs: number;
+  /** Grace after a socket's token expires before it is closed 3005. BATON_WS_EXPIRY_GRACE, default 25s. */
+  readonly wsExpiryGraceMs: number;
 }
 
 export type ConfigInput = { [K in keyof BatonConfig]?: string | undefined };
@@ -88,6 +102,13 @@ export const SETTINGS: { [K in keyof BatonConfig]: Setting<K> } = {
   retentionMaxBytes: { env: "BATON_RETENTION_MAX_BYTES", fallback: "0", parse: parseBytes },
   shutdownTimeoutMs: { env: "BATON_SHUTDOWN_TIMEOUT", fallback: "10s", parse: parseDuration },
   logLevel: { env: "BATON_LOG_LEVEL", fallback: "info", parse: text },
+  wsPingIntervalMs: { env: "BATON_WS_PING_INTERVAL", fallback: "25s", parse: parseDuration },
+  wsMaxConnections: { env: "BATON_WS_MAX_CONNECTIONS", fallback: "100000", parse: int("wsMaxConnections", 1, 10_000_000) },
+  wsMaxMessageBytes: { env: "BATON_WS_MAX_MESSAGE_BYTES", fallback: "64KiB", parse: parseBytes },
+  wsMaxSubscriptions: { env: "BATON_WS_MAX_SUBSCRIPTIONS", fallback: "512", parse: int("wsMaxSubscriptions", 1, 100_000) },
+  wsBufferBytes: { env: "BATON_WS_BUFFER_BYTES", fallback: "1MiB", parse: parseBytes },
+  wsSlowTimeoutMs: { env: "BATON_WS_SLOW_TIMEOUT", fallback: "10s", parse: parseDuration },
+  wsExpiryGraceMs: { env: "BATON_WS_EXPIRY_GRACE", fallback: "25s", parse: parseDuration },
 };
 
 /** Resolves flags over environment over defaults. Throws with the setting's name on bad input. */

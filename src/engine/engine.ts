@@ -18,6 +18,7 @@ export interface Engine {
   /** Short name for logs and /readyz: "embedded" | "nats". */
   readonly name: string;
   readonly log: EventLog;
+  readonly broker: Broker;
   /** False once the engine can no longer accept writes (e.g. after a storage failure). */
   isHealthy(): boolean;
   /** Resolves once every acknowledged write is durable and resources are released. Idempotent. */
@@ -83,4 +84,35 @@ export interface EventLog {
    * Returns the function that removes the listener.
    */
   onAppend(topic: TopicRef, listener: AppendListener): () => void;
+}
+
+/** An event on the fast path: never stored, no sequence, delivered at most once. */
+export interface EphemeralEvent {
+  readonly id: string;
+  readonly topic: string;
+  readonly data: StoredEvent["data"];
+  readonly type?: string;
+  readonly key?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly time: number;
+}
+
+/** A message for one connection (Centrifugo's async `message` push). */
+export interface SessionMessage {
+  readonly tenant: string;
+  readonly session: string;
+  readonly data: StoredEvent["data"];
+}
+
+/**
+ * Fan-out of what is not stored: ephemeral topic events and per-session messages. At-most-once,
+ * to every node with a listener; a node without one never receives the message (on NATS it is
+ * a core subject per topic / session). Durable events do not go through here: nodes learn of
+ * them from `EventLog.onAppend`.
+ */
+export interface Broker {
+  publishEphemeral(topic: TopicRef, event: EphemeralEvent): void;
+  onEphemeral(topic: TopicRef, listener: (event: EphemeralEvent) => void): () => void;
+  sendToSession(message: SessionMessage): void;
+  onSessionMessage(tenant: string, session: string, listener: (message: SessionMessage) => void): () => void;
 }

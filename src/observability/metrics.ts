@@ -42,9 +42,24 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly pendingEvents: Gauge;
+  readonly droppedEphemeral = new Counter({
+    name: "baton_ws_dropped_ephemeral_total",
+    help: "Ephemeral publications not sent because the socket's buffer was full.",
+    registers: [this.registry],
+  });
 
-  constructor(pending: () => number) {
+  readonly pendingEvents: Gauge;
+  readonly connections: Gauge;
+
+  constructor(pending: () => number, connections: () => number) {
+    this.connections = new Gauge({
+      name: "baton_ws_connections",
+      help: "Open WebSocket connections on this node.",
+      registers: [this.registry],
+      collect() {
+        this.set(connections());
+      },
+    });
     this.pendingEvents = new Gauge({
       name: "baton_streams_pending_events",
       help: "Events accepted but not yet durable (bounded; beyond the bound publishes get OVERLOADED).",

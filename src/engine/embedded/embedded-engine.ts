@@ -9,6 +9,7 @@ import type { Retention } from "../../streams/event.ts";
 import type { Engine } from "../engine.ts";
 import { EmbeddedEventLog, type EmbeddedDbs } from "./embedded-event-log.ts";
 import type { DedupRecord } from "./records.ts";
+import { MemoryBroker } from "./memory-broker.ts";
 import { lockDataDir, type DataDirLock } from "./data-dir-lock.ts";
 import { RetentionSweeper } from "./retention-sweeper.ts";
 
@@ -29,6 +30,7 @@ export interface EmbeddedEngineOptions {
 export class EmbeddedEngine implements Engine {
   readonly name = "embedded";
   readonly log: EmbeddedEventLog;
+  readonly broker = new MemoryBroker();
   readonly sweeper: RetentionSweeper;
   private closing: Promise<void> | undefined;
   private readonly dbs: EmbeddedDbs;

@@ -1,0 +1,446 @@
+/**
+ * @module edge/ws/client-session
+ * One WebSocket connection speaking Centrifugo's client protocol: authentication, commands in
+ * order, subscriptions with recovery, publishing, history, token refresh and liveness. The wire
+ * shapes come from protocol.ts; the socket itself is behind `SessionTransport`, so the session
+ * logic does not depend on `ws`.
+ */
+import { randomUUID } from "node:crypto";
+import type { Broker, EphemeralEvent, EventLog } from "../../engine/engine.ts";
+import { BatonError, isBatonError } from "../../errors/baton-error.ts";
+import type { Logger } from "../../observability/logger.ts";
+import type { Json, Retention, TopicRef } from "../../streams/event.ts";
+import { newEventId } from "../../streams/ids.ts";
+import { isValidTopicName } from "../../streams/names.ts";
+import { LIMITS } from "../../streams/publish-request.ts";
+import { can, type Principal } from "../auth/principal.ts";
+import type { TokenVerifier } from "../auth/tokens.ts";
+import { DurableSubscription, type SubscriptionSink } from "./durable-subscription.ts";
+import {
+  CloseCodes,
+  ProtocolError,
+  ReplyCodes,
+  decodeFrame,
+  errorReply,
+  messagePush,
+  pubPush,
+  reply,
+  type CloseSpec,
+  type Command,
+  type Publication,
+} from "./protocol.ts";
+import { ephemeralPublicationJson, publicationJson } from "./publications.ts";
+
+/** The socket as the session sees it. */
+export interface SessionTransport {
+  send(frame: string): void;
+  /** Bytes queued for the socket and not yet written. */
+  readonly bufferedAmount: number;
+  close(spec: CloseSpec): void;
+  readonly open: boolean;
+}
+
+export interface SessionLimits {
+  /** Seconds between server pings; the client answers each with a pong. */
+  readonly pingIntervalS: number;
+  /** A connection that sends nothing for pingIntervalS + this long is closed 3012. */
+  readonly pongTimeoutMs: number;
+  /** Time allowed for the first frame (connect), ms. */
+  readonly connectTimeoutMs: number;
+  /** Subscriptions per connection. */
+  readonly maxSubscriptions: number;
+  /** Outbound buffer high-water mark, bytes: durable subscriptions pause, ephemeral events drop. */
+  readonly bufferHighBytes: number;
+  /** A connection whose buffer stays over the high-water mark this long is closed 3008. */
+  readonly slowTimeoutMs: number;
+  /** Publications included in a subscribe reply when recovering; the rest follow as pushes. */
+  readonly recoveryReplyLimit: number;
+  /** Grace after token expiry before the connection is closed 3005, ms. */
+  readonly expiryGraceMs: number;
+}
+
+export interface SessionServices {
+  readonly log: EventLog;
+  readonly broker: Broker;
+  readonly verifier: TokenVerifier;
+  readonly logger: Logger;
+  readonly limits: SessionLimits;
+  readonly autoCreateTopics: boolean;
+  /** Retention of topics created by a first subscribe. */
+  readonly defaultRetention: Retention;
+  readonly version: string;
+  /** Ephemeral events dropped because a socket was behind. */
+  readonly onDropped: () => void;
+}
+
+interface ChannelSub {
+  readonly durable: DurableSubscription;
+  readonly offEphemeral: () => void;
+}
+
+export class ClientSession {
+  readonly id = randomUUID();
+  private principal: Principal | undefined;
+  private readonly subs = new Map<string, ChannelSub>();
+  private chain: Promise<void> = Promise.resolve();
+  private closed = false;
+  private lastActivity = Date.now();
+  private overSince = 0;
+  private connectTimer: NodeJS.Timeout | undefined;
+  private pingTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private offMessages: (() => void) | undefined;
+  private readonly transport: SessionTransport;
+  private readonly s: SessionServices;
+  private readonly sink: SubscriptionSink;
+
+  constructor(transport: SessionTransport, services: SessionServices) {
+    this.transport = transport;
+    this.s = services;
+    const isClosed = (): boolean => this.closed;
+    this.sink = {
+      send: (frame) => this.write(frame),
+      drained: () => this.drained(),
+      get closed() {
+        return isClosed();
+      },
+    };
+    this.connectTimer = setTimeout(() => {
+      if (this.principal === undefined) this.close(CloseCodes.STALE);
+    }, services.limits.connectTimeoutMs);
+  }
+
+  get tenant(): string | undefined {
+    return this.principal?.tenant;
+  }
+
+  /** One incoming frame. */
+  receive(text: string): void {
+    if (this.closed) return;
+    this.lastActivity = Date.now();
+    let lines;
+    try {
+      lines = decodeFrame(text);
+    } catch (err) {
+      if (err instanceof ProtocolError) this.close(CloseCodes.BAD_REQUEST);
+      else throw err;
+      return;
+    }
+    for (const line of lines) {
+      if (line.kind === "command") {
+        const command = line.command;
+        this.chain = this.chain.then(() => this.handle(command)).catch((err: unknown) => {
+          this.s.logger.error({ err, session: this.id }, "session command failed");
+          this.close(CloseCodes.INTERNAL);
+        });
+      }
+      // Pongs only refresh liveness; `send` (async message to the server) has no handler.
+    }
+  }
+
+  /** The transport is gone (closed by either side). */
+  dispose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.connectTimer);
+    clearTimeout(this.pingTimer);
+    clearTimeout(this.expiryTimer);
+    this.offMessages?.();
+    for (const sub of this.subs.values()) {
+      sub.durable.close();
+      sub.offEphemeral();
+    }
+    this.subs.clear();
+  }
+
+  close(spec: CloseSpec): void {
+    if (this.closed) return;
+    this.transport.close(spec);
+    this.dispose();
+  }
+
+  /** Delivers a message to this session (the `message` push), if it has room. */
+  deliverMessage(data: Json): void {
+    this.write(messagePush(JSON.stringify(data)), true);
+  }
+
+  private async handle(cmd: Command): Promise<void> {
+    if (this.closed) return;
+    if (cmd.method === "connect") {
+      if (this.principal !== undefined) return this.close(CloseCodes.BAD_REQUEST);
+      return this.connect(cmd);
+    }
+    if (this.principal === undefined) return this.close(CloseCodes.BAD_REQUEST);
+    switch (cmd.method) {
+      case "subscribe":
+        return this.subscribe(cmd, this.principal);
+      case "unsubscribe":
+        return this.unsubscribe(cmd);
+      case "publish":
+        return this.publish(cmd, this.principal);
+      case "history":
+        return this.history(cmd, this.principal);
+      case "refresh":
+        return this.refresh(cmd);
+      case "rpc":
+        return this.replyError(cmd, ReplyCodes.METHOD_NOT_FOUND, "method not found");
+      default:
+        return this.replyError(cmd, ReplyCodes.NOT_AVAILABLE, "not available");
+    }
+  }
+
+  private async connect(cmd: Command): Promise<void> {
+    const token = cmd.params["token"];
+    if (typeof token !== "string" || token === "") return this.close(CloseCodes.INVALID_TOKEN);
+    let principal: Principal;
+    try {
+      principal = await this.s.verifier.verify(token);
+    } catch (err) {
+      if (isBatonError(err) && err.code === "TOKEN_EXPIRED") return this.replyError(cmd, ReplyCodes.TOKEN_EXPIRED, "token expired");
+      return this.close(CloseCodes.INVALID_TOKEN);
+    }
+    if (this.closed) return;
+    this.principal = principal;
+    clearTimeout(this.connectTimer);
+    this.startLiveness();
+    this.armExpiry(principal);
+    this.offMessages = this.s.broker.onSessionMessage(principal.tenant, this.id, (m) => this.deliverMessage(m.data));
+    this.write(
+      reply(cmd.id, "connect", {
+        client: this.id,
+        version: this.s.version,
+        ping: this.s.limits.pingIntervalS,
+        pong: true,
+        ...this.expiryFields(principal),
+      }),
+    );
+  }
+
+  private async refresh(cmd: Command): Promise<void> {
+    const token = cmd.params["token"];
+    const current = this.principal!;
+    let next: Principal;
+    try {
+      if (typeof token !== "string" || token === "") throw new BatonError("TOKEN_INVALID", "empty token");
+      next = await this.s.verifier.verify(token);
+    } catch (err) {
+      if (isBatonError(err) && err.code === "TOKEN_EXPIRED") return this.replyError(cmd, ReplyCodes.TOKEN_EXPIRED, "token expired");
+      return this.close(CloseCodes.INVALID_TOKEN);
+    }
+    if (next.tenant !== current.tenant || next.subject !== current.subject) return this.close(CloseCodes.INVALID_TOKEN);
+    this.principal = next;
+    this.armExpiry(next);
+    this.write(reply(cmd.id, "refresh", { client: this.id, version: this.s.version, ...this.expiryFields(next) }));
+  }
+
+  private async subscribe(cmd: Command, principal: Principal): Promise<void> {
+    const p = cmd.params;
+    const channel = p["channel"];
+    if (typeof channel !== "string" || channel === "") return this.close(CloseCodes.BAD_REQUEST);
+    if (!isValidTopicName(channel)) return this.replyError(cmd, ReplyCodes.UNKNOWN_CHANNEL, "unknown channel");
+    if (!can(principal, "subscribe", channel)) return this.replyError(cmd, ReplyCodes.PERMISSION_DENIED, "permission denied");
+    if (this.subs.has(channel)) return this.replyError(cmd, ReplyCodes.ALREADY_SUBSCRIBED, "already subscribed");
+    if (this.subs.size >= this.s.limits.maxSubscriptions) return this.replyError(cmd, ReplyCodes.LIMIT_EXCEEDED, "limit exceeded");
+    const ref: TopicRef = { tenant: principal.tenant, topic: channel };
+    let info = await this.s.log.describeTopic(ref);
+    if (info === undefined) {
+      if (!this.s.autoCreateTopics) return this.replyError(cmd, ReplyCodes.UNKNOWN_CHANNEL, "unknown channel");
+      try {
+        info = await this.s.log.createTopic(ref, this.s.defaultRetention);
+      } catch (err) {
+        if (!isBatonError(err) || err.code !== "TOPIC_EXISTS") throw err;
+        info = await this.s.log.describeTopic(ref);
+        if (info === undefined) return this.replyError(cmd, ReplyCodes.INTERNAL, "internal error", true);
+      }
+    }
+    if (this.closed || this.subs.has(channel)) return;
+    const top = info.lastSeq;
+    const recover = p["recover"] === true;
+    const offset = typeof p["offset"] === "number" && Number.isSafeInteger(p["offset"]) && p["offset"] >= 0 ? p["offset"] : 0;
+    const epoch = typeof p["epoch"] === "string" ? p["epoch"] : "";
+    const recoverable = recover && (epoch === "" || epoch === info.epoch) && offset <= top && offset + 1 >= info.firstSeq;
+    const start = recoverable ? offset : top;
+    const durable = new DurableSubscription(this.s.log, ref, channel, info.epoch, start, this.sink, () => this.dropSub(channel));
+    const offEphemeral = this.s.broker.onEphemeral(ref, (e) => this.deliverEphemeral(channel, e));
+    this.subs.set(channel, { durable, offEphemeral });
+    const result: Record<string, unknown> = { recoverable: true, positioned: true, epoch: info.epoch, offset: start };
+    if (recover) {
+      result["was_recovering"] = true;
+      if (recoverable) {
+        result["recovered"] = true;
+        const publications = await this.recoveredPublications(ref, offset, top);
+        if (this.closed || this.subs.get(channel)?.durable !== durable) return;
+        if (publications.length > 0) {
+          result["publications"] = publications;
+          durable.markSent(publications[publications.length - 1]!.offset!);
+        }
+      } else if ((Number(p["flag"]) & 2) !== 0) {
+        this.dropSub(channel);
+        return this.replyError(cmd, ReplyCodes.UNRECOVERABLE_POSITION, "unrecoverable position");
+      }
+    }
+    this.write(reply(cmd.id, "subscribe", result));
+    durable.begin();
+  }
+
+  /** The first part of the missed events, for the reply; the rest follow as pushes. */
+  private async recoveredPublications(ref: TopicRef, offset: number, top: number): Promise<Publication[]> {
+    if (offset >= top) return [];
+    const page = await this.s.log.read(ref, offset + 1, this.s.limits.recoveryReplyLimit);
+    return page.events.map((e) => JSON.parse(publicationJson(e)) as Publication);
+  }
+
+  private unsubscribe(cmd: Command): void {
+    const channel = cmd.params["channel"];
+    if (typeof channel === "string") this.dropSub(channel);
+    this.write(reply(cmd.id, "unsubscribe", {}));
+  }
+
+  private dropSub(channel: string): void {
+    const sub = this.subs.get(channel);
+    if (sub === undefined) return;
+    sub.durable.close();
+    sub.offEphemeral();
+    this.subs.delete(channel);
+  }
+
+  private async publish(cmd: Command, principal: Principal): Promise<void> {
+    const p = cmd.params;
+    const channel = p["channel"];
+    if (typeof channel !== "string" || !isValidTopicName(channel)) return this.replyError(cmd, ReplyCodes.UNKNOWN_CHANNEL, "unknown channel");
+    if (!can(principal, "publish", channel)) return this.replyError(cmd, ReplyCodes.PERMISSION_DENIED, "permission denied");
+    if (!("data" in p)) return this.replyError(cmd, ReplyCodes.BAD_REQUEST, "bad request: data is required");
+    const idem = p["idempotency_key"];
+    if (idem !== undefined && (typeof idem !== "string" || idem.length === 0 || idem.length > LIMITS.idempotencyKeyLength)) {
+      return this.replyError(cmd, ReplyCodes.BAD_REQUEST, "bad request: idempotency_key must be a string of 1-256 characters");
+    }
+    const ref: TopicRef = { tenant: principal.tenant, topic: channel };
+    const data = p["data"] as Json;
+    if (p["ephemeral"] === true) {
+      const event: EphemeralEvent = { id: newEventId(), topic: channel, data, time: Date.now() };
+      this.s.broker.publishEphemeral(ref, event);
+      this.write(reply(cmd.id, "publish", { event_id: event.id }));
+      return;
+    }
+    try {
+      const [result] = await this.s.log.append(ref, [{ data, ...(idem === undefined ? {} : { idempotencyKey: idem }) }], { autoCreate: this.s.autoCreateTopics });
+      this.write(reply(cmd.id, "publish", { event_id: result!.id, offset: result!.seq, ...(result!.duplicate ? { duplicate: true } : {}) }));
+    } catch (err) {
+      this.replyFailure(cmd, err);
+    }
+  }
+
+  private async history(cmd: Command, principal: Principal): Promise<void> {
+    const p = cmd.params;
+    const channel = p["channel"];
+    if (typeof channel !== "string" || !isValidTopicName(channel)) return this.replyError(cmd, ReplyCodes.UNKNOWN_CHANNEL, "unknown channel");
+    if (!can(principal, "subscribe", channel)) return this.replyError(cmd, ReplyCodes.PERMISSION_DENIED, "permission denied");
+    const ref: TopicRef = { tenant: principal.tenant, topic: channel };
+    const info = await this.s.log.describeTopic(ref);
+    if (info === undefined) return this.replyError(cmd, ReplyCodes.UNKNOWN_CHANNEL, "unknown channel");
+    const rawLimit = typeof p["limit"] === "number" ? p["limit"] : 0;
+    const limit = rawLimit < 0 ? this.s.limits.recoveryReplyLimit : Math.min(rawLimit, this.s.limits.recoveryReplyLimit);
+    const since = p["since"] as { offset?: unknown; epoch?: unknown } | undefined;
+    const reverse = p["reverse"] === true;
+    let from: number;
+    if (since !== undefined && since !== null) {
+      if (typeof since.epoch === "string" && since.epoch !== "" && since.epoch !== info.epoch) {
+        return this.replyError(cmd, ReplyCodes.UNRECOVERABLE_POSITION, "unrecoverable position");
+      }
+      const sinceOffset = typeof since.offset === "number" ? since.offset : 0;
+      if (reverse && sinceOffset === 0) return this.replyError(cmd, ReplyCodes.BAD_REQUEST, "bad request");
+      from = reverse ? Math.max(info.firstSeq, sinceOffset - limit) : sinceOffset + 1;
+    } else {
+      from = reverse ? Math.max(info.firstSeq, info.lastSeq - limit + 1) : info.firstSeq;
+    }
+    let publications: Publication[] = [];
+    if (limit > 0) {
+      const page = await this.s.log.read(ref, from, limit);
+      let events = page.events;
+      if (reverse && since !== undefined) events = events.filter((e) => e.seq < (since.offset as number));
+      publications = events.map((e) => JSON.parse(publicationJson(e)) as Publication);
+      if (reverse) publications.reverse();
+    }
+    this.write(reply(cmd.id, "history", { publications, epoch: info.epoch, offset: info.lastSeq }));
+  }
+
+  private deliverEphemeral(channel: string, event: EphemeralEvent): void {
+    this.write(pubPush(channel, ephemeralPublicationJson(event)), true);
+  }
+
+  /**
+   * Queues a frame. Returns false when the buffer is over its high-water mark. `droppable`
+   * frames (ephemeral traffic) are dropped instead of queued when over the mark.
+   */
+  private write(frame: string, droppable = false): boolean {
+    if (this.closed || !this.transport.open) return false;
+    const over = this.transport.bufferedAmount >= this.s.limits.bufferHighBytes;
+    if (over) {
+      const now = Date.now();
+      if (this.overSince === 0) this.overSince = now;
+      else if (now - this.overSince > this.s.limits.slowTimeoutMs) {
+        this.close(CloseCodes.SLOW);
+        return false;
+      }
+      if (droppable) {
+        this.s.onDropped();
+        return false;
+      }
+    } else {
+      this.overSince = 0;
+    }
+    this.transport.send(frame);
+    return this.transport.bufferedAmount < this.s.limits.bufferHighBytes;
+  }
+
+  private async drained(): Promise<void> {
+    const low = this.s.limits.bufferHighBytes / 2;
+    while (!this.closed && this.transport.bufferedAmount > low) {
+      await new Promise((r) => setTimeout(r, 10));
+      if (this.overSince !== 0 && Date.now() - this.overSince > this.s.limits.slowTimeoutMs) this.close(CloseCodes.SLOW);
+    }
+    if (this.transport.bufferedAmount <= low) this.overSince = 0;
+  }
+
+  private replyError(cmd: Command, code: number, message: string, temporary = false): void {
+    this.write(errorReply(cmd.id, code, message, temporary));
+  }
+
+  private replyFailure(cmd: Command, err: unknown): void {
+    if (!isBatonError(err)) throw err;
+    switch (err.code) {
+      case "OVERLOADED":
+        return this.replyError(cmd, ReplyCodes.TOO_MANY_REQUESTS, err.message, true);
+      case "UNAVAILABLE":
+      case "INTERNAL":
+        return this.replyError(cmd, ReplyCodes.INTERNAL, err.message, true);
+      case "TOPIC_NOT_FOUND":
+        return this.replyError(cmd, ReplyCodes.UNKNOWN_CHANNEL, "unknown channel");
+      default:
+        return this.replyError(cmd, ReplyCodes.BAD_REQUEST, `bad request: ${err.message}`);
+    }
+  }
+
+  private expiryFields(principal: Principal): Record<string, unknown> {
+    if (principal.expiresAt === undefined) return {};
+    return { expires: true, ttl: Math.max(1, Math.floor((principal.expiresAt - Date.now()) / 1000)) };
+  }
+
+  private armExpiry(principal: Principal): void {
+    clearTimeout(this.expiryTimer);
+    if (principal.expiresAt === undefined) return;
+    const delay = Math.max(0, principal.expiresAt - Date.now()) + this.s.limits.expiryGraceMs;
+    this.expiryTimer = setTimeout(() => this.close(CloseCodes.CONNECTION_EXPIRED), Math.min(delay, 2 ** 31 - 1));
+  }
+
+  private startLiveness(): void {
+    const intervalMs = this.s.limits.pingIntervalS * 1000;
+    const tick = (): void => {
+      if (this.closed) return;
+      if (Date.now() - this.lastActivity > intervalMs + this.s.limits.pongTimeoutMs) return this.close(CloseCodes.NO_PONG);
+      this.write("{}");
+      this.pingTimer = setTimeout(tick, intervalMs);
+    };
+    this.pingTimer = setTimeout(tick, intervalMs);
+  }
+}

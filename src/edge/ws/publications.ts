@@ -1,0 +1,45 @@
+/**
+ * @module edge/ws/publications
+ * Events as Centrifugo publications. A publication is serialised once per event and the same
+ * string is sent to every subscribed socket. Event metadata travels in `tags` (string values):
+ * `id`, `type`, `key`, `causal_id`, `schema_version`, `time`, and the event's headers (W3C
+ * `traceparent` among them).
+ */
+import type { EphemeralEvent } from "../../engine/engine.ts";
+import type { StoredEvent } from "../../streams/event.ts";
+
+const cache = new WeakMap<object, string>();
+
+function tags(e: { id: string; type?: string; key?: string; headers?: Readonly<Record<string, string>>; time: number }, extra: Record<string, string>): Record<string, string> {
+  return {
+    ...e.headers,
+    id: e.id,
+    ...(e.type === undefined ? {} : { type: e.type }),
+    ...(e.key === undefined ? {} : { key: e.key }),
+    time: new Date(e.time).toISOString(),
+    ...extra,
+  };
+}
+
+/** `{"data":…,"offset":seq,"tags":{…}}` for a durable event. */
+export function publicationJson(e: StoredEvent): string {
+  let json = cache.get(e);
+  if (json === undefined) {
+    const extra: Record<string, string> = {};
+    if (e.causalId !== undefined) extra["causal_id"] = e.causalId;
+    if (e.schemaVersion !== undefined) extra["schema_version"] = String(e.schemaVersion);
+    json = JSON.stringify({ data: e.data, offset: e.seq, tags: tags(e, extra) });
+    cache.set(e, json);
+  }
+  return json;
+}
+
+/** An ephemeral event: no offset, so the client's stream position does not move. */
+export function ephemeralPublicationJson(e: EphemeralEvent): string {
+  let json = cache.get(e);
+  if (json === undefined) {
+    json = JSON.stringify({ data: e.data, tags: tags(e, { ephemeral: "true" }) });
+    cache.set(e, json);
+  }
+  return json;
+}

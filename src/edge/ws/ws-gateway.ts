@@ -1,0 +1,95 @@
+/**
+ * @module edge/ws/ws-gateway
+ * The WebSocket endpoint `/connection/websocket` on the HTTP server's port (`ws` library):
+ * upgrades, connection limits, inbound frame limits, and shutdown / draining of all sessions.
+ */
+import type { IncomingMessage, Server } from "node:http";
+import type { Duplex } from "node:stream";
+import { WebSocketServer, type WebSocket } from "ws";
+import { ClientSession, type SessionServices } from "./client-session.ts";
+import { CloseCodes, type CloseSpec } from "./protocol.ts";
+
+export const WEBSOCKET_PATH = "/connection/websocket";
+
+export interface GatewayOptions {
+  /** Open connections per node; one more is accepted and closed 3504. */
+  readonly maxConnections: number;
+  /** Largest inbound message, bytes; a larger one closes the socket 1009. */
+  readonly maxMessageBytes: number;
+}
+
+export class WsGateway {
+  private readonly wss: WebSocketServer;
+  private readonly sessions = new Set<ClientSession>();
+  private accepting = true;
+  private readonly services: SessionServices;
+  private readonly options: GatewayOptions;
+
+  constructor(server: Server, services: SessionServices, options: GatewayOptions) {
+    this.services = services;
+    this.options = options;
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.maxMessageBytes,
+      perMessageDeflate: false,
+      // JSON clients offer no subprotocol; selecting none makes a Protobuf-only client fail its
+      // handshake clearly instead of receiving JSON it cannot read.
+      handleProtocols: () => false,
+    });
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
+  }
+
+  get connections(): number {
+    return this.sessions.size;
+  }
+
+  /** Stops accepting new sockets (existing ones stay). */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  /** Closes every session with `spec` (default: shutdown, which makes clients reconnect). */
+  closeAll(spec: CloseSpec = CloseCodes.SHUTDOWN): void {
+    for (const session of this.sessions) session.close(spec);
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = (req.url ?? "").split("?")[0];
+    if (path !== WEBSOCKET_PATH || !this.accepting) {
+      const status = path !== WEBSOCKET_PATH ? "404 Not Found" : "503 Service Unavailable";
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+  }
+
+  private accept(ws: WebSocket): void {
+    if (this.sessions.size >= this.options.maxConnections) {
+      ws.close(CloseCodes.CONNECTION_LIMIT.code, CloseCodes.CONNECTION_LIMIT.reason);
+      return;
+    }
+    const session = new ClientSession(
+      {
+        send: (frame) => ws.send(frame),
+        get bufferedAmount() {
+          return ws.bufferedAmount;
+        },
+        get open() {
+          return ws.readyState === ws.OPEN;
+        },
+        close: (spec) => ws.close(spec.code, spec.reason),
+      },
+      this.services,
+    );
+    this.sessions.add(session);
+    ws.on("message", (data, isBinary) => {
+      if (isBinary) session.close(CloseCodes.BAD_REQUEST);
+      else session.receive(data.toString());
+    });
+    ws.on("error", () => ws.terminate());
+    ws.on("close", () => {
+      session.dispose();
+      this.sessions.delete(session);
+    });
+  }
+}

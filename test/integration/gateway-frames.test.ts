@@ -1,0 +1,131 @@
+/**
+ * The gateway at the frame level: authentication outcomes, protocol errors and close codes,
+ * token refresh and expiry. Raw WebSocket frames, so every byte is the test's own.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { startBaton, token, type BatonProcess } from "../support/start-baton.ts";
+import { RawSocket, until } from "../support/centrifuge-client.ts";
+
+let baton: BatonProcess;
+before(async () => {
+  baton = await startBaton({ env: { BATON_WS_MAX_MESSAGE_BYTES: "4KiB", BATON_WS_EXPIRY_GRACE: "500ms" } });
+});
+after(() => baton.destroy());
+
+async function connected(claims: Parameters<typeof token>[0] = { tenant: "acme", sub: "u" }, ttlMs?: number): Promise<RawSocket> {
+  const s = new RawSocket(baton.url);
+  await s.opened;
+  s.send(JSON.stringify({ id: 1, connect: { token: await token(claims, ttlMs) } }));
+  const r = await s.reply(1);
+  assert.ok(r.connect, JSON.stringify(r));
+  return s;
+}
+
+test("connect answers client id, ping/pong and token expiry (ttl)", async () => {
+  const s = await connected({ tenant: "acme", sub: "u" }, 60_000);
+  const r = await s.reply(1);
+  assert.match(r.connect.client, /^[0-9a-f-]{36}$/);
+  assert.equal(r.connect.pong, true);
+  assert.ok(r.connect.ping > 0);
+  assert.equal(r.connect.expires, true);
+  assert.ok(r.connect.ttl > 50 && r.connect.ttl <= 60);
+  assert.equal(r.error, undefined);
+  s.close();
+});
+
+test("connect and subscribe in one frame are answered in order", async () => {
+  const s = new RawSocket(baton.url);
+  await s.opened;
+  s.send(`${JSON.stringify({ id: 1, connect: { token: await token({ tenant: "acme", sub: "u" }) } })}\n${JSON.stringify({ id: 2, subscribe: { channel: "frames.a", flag: 1 } })}`);
+  await s.reply(2);
+  const ids = s.messages().filter((m) => m.id).map((m) => m.id);
+  assert.deepEqual(ids, [1, 2]);
+  const sub = s.messages().find((m) => m.id === 2).subscribe;
+  assert.deepEqual([sub.recoverable, sub.positioned, typeof sub.epoch, sub.offset], [true, true, "string", 0]);
+  s.close();
+});
+
+const closes: [string, (s: RawSocket) => Promise<void> | void, number][] = [
+  ["a forged token closes 3500", (s) => s.send(JSON.stringify({ id: 1, connect: { token: "a.b.c" } })), 3500],
+  ["no token closes 3500", (s) => s.send(JSON.stringify({ id: 1, connect: {} })), 3500],
+  ["malformed JSON closes 3501", (s) => s.send("{nope"), 3501],
+  ["a command before connect closes 3501", (s) => s.send(JSON.stringify({ id: 1, subscribe: { channel: "x" } })), 3501],
+  ["an unknown command closes 3501", (s) => s.send(JSON.stringify({ id: 1, teleport: {} })), 3501],
+  ["a binary frame closes 3501", (s) => s.send(new Uint8Array([1, 2, 3])), 3501],
+  ["a command without id closes 3501", (s) => s.send(JSON.stringify({ connect: {} })), 3501],
+  ["an oversized message closes 1009", (s) => s.send("x".repeat(5000)), 1009],
+];
+for (const [name, act, code] of closes) {
+  test(name, async () => {
+    const s = new RawSocket(baton.url);
+    await s.opened;
+    await act(s);
+    await s.closed;
+    assert.equal(s.closeCode, code);
+    if (code >= 3000) assert.ok((s.closeReason ?? "").length > 0, "terminal codes carry a plain-text reason");
+  });
+}
+
+test("an expired token at connect is answered with error 109 (the client fetches a new one)", async () => {
+  const s = new RawSocket(baton.url);
+  await s.opened;
+  const expired = await token({ tenant: "acme", sub: "u" }, 1);
+  await new Promise((r) => setTimeout(r, 1100));
+  s.send(JSON.stringify({ id: 1, connect: { token: expired } }));
+  const r = await s.reply(1);
+  assert.equal(r.error.code, 109);
+  s.close();
+});
+
+test("refresh replaces the token without reconnecting; another user's token closes 3500", async () => {
+  const s = await connected({ tenant: "acme", sub: "u" }, 5_000);
+  s.send(JSON.stringify({ id: 2, refresh: { token: await token({ tenant: "acme", sub: "u" }, 120_000) } }));
+  const r = await s.reply(2);
+  assert.equal(r.refresh.expires, true);
+  assert.ok(r.refresh.ttl > 100);
+  s.send(JSON.stringify({ id: 3, refresh: { token: await token({ tenant: "acme", sub: "someone-else" }) } }));
+  await s.closed;
+  assert.equal(s.closeCode, 3500);
+});
+
+test("unknown methods get error replies and the connection stays", async () => {
+  const s = await connected();
+  s.send(JSON.stringify({ id: 2, presence: { channel: "x" } }));
+  s.send(JSON.stringify({ id: 3, rpc: { method: "x", data: {} } }));
+  s.send(JSON.stringify({ id: 4, subscribe: { channel: "bad..name" } }));
+  s.send(JSON.stringify({ id: 5, unsubscribe: { channel: "never.subscribed" } }));
+  assert.equal((await s.reply(2)).error.code, 108);
+  assert.equal((await s.reply(3)).error.code, 104);
+  assert.equal((await s.reply(4)).error.code, 102);
+  assert.deepEqual((await s.reply(5)).unsubscribe, {});
+  s.send(JSON.stringify({ id: 6, subscribe: { channel: "frames.ok" } }));
+  s.send(JSON.stringify({ id: 7, subscribe: { channel: "frames.ok" } }));
+  assert.ok((await s.reply(6)).subscribe);
+  assert.equal((await s.reply(7)).error.code, 105);
+  s.close();
+});
+
+test("a publish over the socket answers with the event id and offset once durable", async () => {
+  const s = await connected({ tenant: "acme", sub: "p", publish: ["frames.*"], subscribe: ["frames.*"] });
+  s.send(JSON.stringify({ id: 2, publish: { channel: "frames.pub", data: { a: 1 }, idempotency_key: "once" } }));
+  s.send(JSON.stringify({ id: 3, publish: { channel: "frames.pub", data: { a: 1 }, idempotency_key: "once" } }));
+  s.send(JSON.stringify({ id: 4, publish: { channel: "elsewhere", data: 1 } }));
+  const first = (await s.reply(2)).publish;
+  const second = (await s.reply(3)).publish;
+  assert.equal(first.offset, 1);
+  assert.match(first.event_id, /^evt_/);
+  assert.deepEqual(second, { ...first, duplicate: true });
+  assert.equal((await s.reply(4)).error.code, 103);
+  s.close();
+});
+
+test("a connection whose token expires without refresh is closed 3005", async () => {
+  const s = new RawSocket(baton.url);
+  await s.opened;
+  // exp has one-second resolution: a 1.5 s token expires within 1-2 s, then the grace runs.
+  s.send(JSON.stringify({ id: 1, connect: { token: await token({ tenant: "acme", sub: "u" }, 1500) } }));
+  await s.reply(1);
+  await until(() => s.closeCode !== undefined, 10_000, "close after expiry");
+  assert.equal(s.closeCode, 3005);
+});
