@@ -53,6 +53,7 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
   const handler = createHttpApi({
     config,
     log: engine.log,
+    broker: engine.broker,
     verifier,
     metrics,
     logger,
@@ -101,8 +102,7 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       ready = false;
-      gateway.stopAccepting();
-      gateway.closeAll();
+      await gateway.drain(config.drainWindowMs, config.shutdownTimeoutMs);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timeout = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { isValidPattern, isValidTopicName, isValidTenant, matchesPattern } from "./names.ts";
+import { isValidPattern, isValidTopicName, isValidTenant, matchesPattern, personalChannel } from "./names.ts";
 
 test("topic names accept dotted tokens and refuse wildcards, blanks and empty tokens", () => {
   for (const ok of ["orders", "room.42", "user:alice", "a.b-c_d.e@f=g+h"]) assert.ok(isValidTopicName(ok), ok);
@@ -33,4 +33,18 @@ test("patterns allow > only as the last token", () => {
   assert.ok(!isValidPattern("a.>.b"));
   assert.ok(isValidPattern("*"));
   assert.ok(!isValidPattern("a..b"));
+});
+
+test("personal channels are matched only by #*, > or their exact name", () => {
+  assert.ok(matchesPattern("#*", "#alice"));
+  assert.ok(matchesPattern(">", "#alice"));
+  assert.ok(matchesPattern("#alice", "#alice"));
+  assert.ok(!matchesPattern("#alice", "#bob"));
+  assert.ok(!matchesPattern("*", "#alice"));
+  assert.ok(!matchesPattern("#*", "room.1"));
+  assert.ok(isValidPattern("#*"));
+  assert.ok(isValidPattern("#bob@example.com"));
+  assert.equal(personalChannel("bob@example.com"), "#bob@example.com");
+  assert.equal(personalChannel("with space"), undefined);
+  assert.ok(!isValidTopicName("#alice"), "a personal channel is not a topic name for the topic API");
 });

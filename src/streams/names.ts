@@ -4,6 +4,7 @@
  *
  * A topic name is one or more dot-separated tokens (`room.42`, `user:alice`); a pattern may use
  * NATS-style wildcards: `*` matches exactly one token, `>` (last token only) one or more.
+ * Personal channels (`#alice`) are matched by `#*`, `>` or their own name.
  */
 import { BatonError } from "../errors/baton-error.ts";
 
@@ -27,11 +28,27 @@ export function assertTopicName(name: string): string {
   return name;
 }
 
+/**
+ * A user's personal channel: `#` + the token subject (`#alice`). Baton subscribes every
+ * connection of a user to it server-side; it is stored like any topic under that name.
+ */
+const PERSONAL = /^#[A-Za-z0-9_\-:@=+.]{1,199}$/;
+
+export function personalChannel(subject: string): string | undefined {
+  const name = `#${subject}`;
+  return PERSONAL.test(name) ? name : undefined;
+}
+
+export function isPersonalChannel(name: string): boolean {
+  return PERSONAL.test(name);
+}
+
 export function isValidTenant(name: string): boolean {
   return TENANT.test(name);
 }
 
 export function isValidPattern(pattern: string): boolean {
+  if (pattern === "#*" || isPersonalChannel(pattern)) return true;
   if (pattern.length === 0 || pattern.length > MAX_TOPIC_LENGTH) return false;
   const tokens = pattern.split(".");
   return tokens.every(
@@ -42,6 +59,8 @@ export function isValidPattern(pattern: string): boolean {
 /** Whether `topic` is matched by `pattern` (`*` one token, trailing `>` one or more). */
 export function matchesPattern(pattern: string, topic: string): boolean {
   if (pattern === topic) return true;
+  // Personal channels are matched only by `#*` (any user), `>` or their exact name.
+  if (topic.startsWith("#")) return pattern === "#*" || pattern === ">";
   const p = pattern.split(".");
   const t = topic.split(".");
   for (let i = 0; i < p.length; i++) {

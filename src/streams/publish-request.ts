@@ -17,7 +17,7 @@ export const LIMITS = {
   maxTtlMs: 366 * 86_400_000,
 } as const;
 
-const EVENT_FIELDS = new Set(["data", "key", "type", "schemaVersion", "causalId", "ttlMs", "idempotencyKey", "headers"]);
+const EVENT_FIELDS = new Set(["data", "key", "type", "schemaVersion", "causalId", "ttlMs", "idempotencyKey", "headers", "ephemeral"]);
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 
 function fail(where: string, message: string): never {
@@ -81,21 +81,41 @@ export function parseEvent(value: unknown, where: string, idempotencyKeyHeader?:
   }
   const headers = parseHeaders(value["headers"], `${where}.headers`);
   if (headers !== undefined) event.headers = headers;
+  const ephemeral = value["ephemeral"];
+  if (ephemeral !== undefined && typeof ephemeral !== "boolean") fail(`${where}.ephemeral`, "must be a boolean");
+  if (ephemeral === true && (event.idempotencyKey !== undefined || event.ttlMs !== undefined)) {
+    fail(`${where}.ephemeral`, "an ephemeral event is never stored, so it takes no idempotencyKey or ttlMs");
+  }
   return event;
+}
+
+function isEphemeral(value: unknown): boolean {
+  return isObject(value) && value["ephemeral"] === true;
 }
 
 /**
  * A plain JSON publish body: one event, or `{events: [...]}` (all or nothing). The
  * `Idempotency-Key` header applies to a single event; in a batch each event carries its own.
  */
-export function parsePublishBody(body: unknown, maxBatch: number, idempotencyKeyHeader?: string): { events: NewEvent[]; batch: boolean } {
+export function parsePublishBody(
+  body: unknown,
+  maxBatch: number,
+  idempotencyKeyHeader?: string,
+): { events: NewEvent[]; batch: boolean; ephemeral: boolean } {
   if (isObject(body) && "events" in body && !("data" in body)) {
     const list = body["events"];
     if (Object.keys(body).length !== 1) fail("body", "a batch has only the `events` field");
     if (!Array.isArray(list) || list.length === 0) fail("events", "must be a non-empty array");
     if (list.length > maxBatch) fail("events", `at most ${maxBatch} events per batch`);
     if (idempotencyKeyHeader !== undefined) fail("Idempotency-Key", "the header applies to single events; give each batch event its own idempotencyKey");
-    return { events: list.map((e, i) => parseEvent(e, `events[${i}]`)), batch: true };
+    const events = list.map((e, i) => parseEvent(e, `events[${i}]`));
+    const ephemeral = isEphemeral(list[0]);
+    list.forEach((e, i) => {
+      if (isEphemeral(e) !== ephemeral) fail(`events[${i}].ephemeral`, "a batch is either all ephemeral or all durable");
+    });
+    return { events, batch: true, ephemeral };
   }
-  return { events: [parseEvent(body, "body", idempotencyKeyHeader)], batch: false };
+  const event = parseEvent(body, "body", idempotencyKeyHeader);
+  if (isEphemeral(body) && idempotencyKeyHeader !== undefined) fail("Idempotency-Key", "an ephemeral event is never stored, so it takes no idempotency key");
+  return { events: [event], batch: false, ephemeral: isEphemeral(body) };
 }

@@ -15,6 +15,8 @@ export interface Principal {
   readonly subscribe: readonly string[];
   /** May create, configure and delete the tenant's topics. */
   readonly admin: boolean;
+  /** Topics every socket of this token is subscribed to at connect (server-side). */
+  readonly channels: readonly string[];
   /** Token expiry, epoch ms; undefined when the token has no `exp`. */
   readonly expiresAt: number | undefined;
 }

@@ -3,13 +3,13 @@
  * JWT verification and (for development) minting, with `jose`.
  *
  * Claims: `tenant` (string), `sub` (string), `publish` and `subscribe` (topic patterns),
- * `admin` (boolean), `exp`. Tokens are verified with the HS256 secret or, when configured, with
+ * `channels` (topics subscribed server-side at connect), `admin` (boolean), `exp`. Tokens are verified with the HS256 secret or, when configured, with
  * the keys of a JWKS. Verified tokens are cached until their expiry so a hot publisher does not
  * pay a signature check per request.
  */
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from "jose";
 import { BatonError } from "../../errors/baton-error.ts";
-import { isValidPattern, isValidTenant } from "../../streams/names.ts";
+import { isValidPattern, isValidTenant, isValidTopicName } from "../../streams/names.ts";
 import type { Principal } from "./principal.ts";
 
 export interface TokenClaims {
@@ -18,6 +18,7 @@ export interface TokenClaims {
   readonly publish?: readonly string[];
   readonly subscribe?: readonly string[];
   readonly admin?: boolean;
+  readonly channels?: readonly string[];
 }
 
 export interface VerifierOptions {
@@ -112,24 +113,30 @@ export function principalFromClaims(payload: JWTPayload): Principal {
   }
   const admin = payload["admin"];
   if (admin !== undefined && typeof admin !== "boolean") throw new BatonError("TOKEN_INVALID", 'claim "admin" must be a boolean');
+  const channels = payload["channels"] ?? [];
+  if (!Array.isArray(channels) || !channels.every((c): c is string => typeof c === "string" && isValidTopicName(c))) {
+    throw new BatonError("TOKEN_INVALID", 'claim "channels" must be an array of topic names');
+  }
   return {
     tenant,
     subject: payload.sub,
     publish: patterns(payload, "publish"),
     subscribe: patterns(payload, "subscribe"),
     admin: admin === true,
+    channels,
     expiresAt: payload.exp === undefined ? undefined : payload.exp * 1000,
   };
 }
 
 /** Mints an HS256 token (development and tests). `ttlMs` 0 = no expiry. */
 export async function mintToken(secret: string, claims: TokenClaims, ttlMs: number, now = Date.now()): Promise<string> {
-  principalFromClaims({ ...claims, publish: [...(claims.publish ?? [])], subscribe: [...(claims.subscribe ?? [])] });
+  principalFromClaims({ ...claims, publish: [...(claims.publish ?? [])], subscribe: [...(claims.subscribe ?? [])], channels: [...(claims.channels ?? [])] });
   const jwt = new SignJWT({
     tenant: claims.tenant,
     ...(claims.publish?.length ? { publish: [...claims.publish] } : {}),
     ...(claims.subscribe?.length ? { subscribe: [...claims.subscribe] } : {}),
     ...(claims.admin ? { admin: true } : {}),
+    ...(claims.channels?.length ? { channels: [...claims.channels] } : {}),
   })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(claims.sub)

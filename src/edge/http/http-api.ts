@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { BatonError } from "../../errors/baton-error.ts";
 import { createTopic, deleteTopic, describeTopic, listTopics } from "./handlers/topics.ts";
-import { publishEvents, readEvents } from "./handlers/events.ts";
+import { publishEvents, readEvents, sendSessionMessage } from "./handlers/events.ts";
 import { healthz, metrics, readyz } from "./handlers/health.ts";
 import { sendError, toBatonError } from "./respond.ts";
 import { Router, type RequestContext } from "./router.ts";
@@ -21,6 +21,9 @@ export function createHttpApi(s: HttpServices): (req: IncomingMessage, res: Serv
     .on("GET", "/metrics", (ctx) => metrics(ctx, s))
     .on("POST", "/v1/topics/:topic/events", (ctx) => publishEvents(ctx, s))
     .on("GET", "/v1/topics/:topic/events", (ctx) => readEvents(ctx, s))
+    .on("POST", "/v1/users/:user/events", (ctx) => publishEvents(ctx, s))
+    .on("GET", "/v1/users/:user/events", (ctx) => readEvents(ctx, s))
+    .on("POST", "/v1/sessions/:session/messages", (ctx) => sendSessionMessage(ctx, s))
     .on("GET", "/v1/topics", (ctx) => listTopics(ctx, s))
     .on("POST", "/v1/topics", (ctx) => createTopic(ctx, s))
     .on("GET", "/v1/topics/:topic", (ctx) => describeTopic(ctx, s))

@@ -3,7 +3,7 @@
  * What the HTTP handlers depend on; built by the composition root.
  */
 import type { BatonConfig } from "../../config/config.ts";
-import type { EventLog } from "../../engine/engine.ts";
+import type { Broker, EventLog } from "../../engine/engine.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import type { TokenVerifier } from "../auth/tokens.ts";
@@ -11,6 +11,7 @@ import type { TokenVerifier } from "../auth/tokens.ts";
 export interface HttpServices {
   readonly config: BatonConfig;
   readonly log: EventLog;
+  readonly broker: Broker;
   readonly verifier: TokenVerifier;
   readonly metrics: Metrics;
   readonly logger: Logger;

@@ -11,7 +11,7 @@ import { BatonError, isBatonError } from "../../errors/baton-error.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { Json, Retention, TopicRef } from "../../streams/event.ts";
 import { newEventId } from "../../streams/ids.ts";
-import { isValidTopicName } from "../../streams/names.ts";
+import { isValidTopicName, personalChannel } from "../../streams/names.ts";
 import { LIMITS } from "../../streams/publish-request.ts";
 import { can, type Principal } from "../auth/principal.ts";
 import type { TokenVerifier } from "../auth/tokens.ts";
@@ -205,6 +205,19 @@ export class ClientSession {
     this.startLiveness();
     this.armExpiry(principal);
     this.offMessages = this.s.broker.onSessionMessage(principal.tenant, this.id, (m) => this.deliverMessage(m.data));
+    // Server-side subscriptions: the user's personal channel and the token's `channels`. The
+    // client asks to recover them through connect.subs, keyed by channel.
+    const wanted = [personalChannel(principal.subject), ...principal.channels].filter((c): c is string => c !== undefined);
+    const asked = (cmd.params["subs"] ?? {}) as Record<string, Record<string, unknown> | undefined>;
+    const subs: Record<string, unknown> = {};
+    const started: DurableSubscription[] = [];
+    for (const channel of new Set(wanted)) {
+      const opened = await this.openSubscription(principal, channel, typeof asked === "object" && asked !== null ? (asked[channel] ?? {}) : {});
+      if (this.closed) return;
+      if (opened === undefined || "error" in opened) continue;
+      subs[channel] = opened.result;
+      started.push(opened.durable);
+    }
     this.write(
       reply(cmd.id, "connect", {
         client: this.id,
@@ -212,8 +225,10 @@ export class ClientSession {
         ping: this.s.limits.pingIntervalS,
         pong: true,
         ...this.expiryFields(principal),
+        ...(Object.keys(subs).length > 0 ? { subs } : {}),
       }),
     );
+    for (const durable of started) durable.begin();
   }
 
   private async refresh(cmd: Command): Promise<void> {
@@ -234,31 +249,48 @@ export class ClientSession {
   }
 
   private async subscribe(cmd: Command, principal: Principal): Promise<void> {
-    const p = cmd.params;
-    const channel = p["channel"];
+    const channel = cmd.params["channel"];
     if (typeof channel !== "string" || channel === "") return this.close(CloseCodes.BAD_REQUEST);
+    if (this.subs.has(channel)) return this.replyError(cmd, ReplyCodes.ALREADY_SUBSCRIBED, "already subscribed");
     if (!isValidTopicName(channel)) return this.replyError(cmd, ReplyCodes.UNKNOWN_CHANNEL, "unknown channel");
     if (!can(principal, "subscribe", channel)) return this.replyError(cmd, ReplyCodes.PERMISSION_DENIED, "permission denied");
-    if (this.subs.has(channel)) return this.replyError(cmd, ReplyCodes.ALREADY_SUBSCRIBED, "already subscribed");
     if (this.subs.size >= this.s.limits.maxSubscriptions) return this.replyError(cmd, ReplyCodes.LIMIT_EXCEEDED, "limit exceeded");
+    const opened = await this.openSubscription(principal, channel, cmd.params);
+    if (opened === undefined) return;
+    if ("error" in opened) return this.replyError(cmd, opened.error, opened.message);
+    this.write(reply(cmd.id, "subscribe", opened.result));
+    opened.durable.begin();
+  }
+
+  /**
+   * Starts a subscription at the position the request asks for (Centrifugo's recovery rules)
+   * and returns the subscribe result; the caller writes it, then calls `durable.begin()`.
+   * Undefined when the session went away meanwhile.
+   */
+  private async openSubscription(
+    principal: Principal,
+    channel: string,
+    p: Record<string, unknown>,
+  ): Promise<{ result: Record<string, unknown>; durable: DurableSubscription } | { error: number; message: string } | undefined> {
     const ref: TopicRef = { tenant: principal.tenant, topic: channel };
     let info = await this.s.log.describeTopic(ref);
     if (info === undefined) {
-      if (!this.s.autoCreateTopics) return this.replyError(cmd, ReplyCodes.UNKNOWN_CHANNEL, "unknown channel");
+      if (!this.s.autoCreateTopics && !channel.startsWith("#")) return { error: ReplyCodes.UNKNOWN_CHANNEL, message: "unknown channel" };
       try {
         info = await this.s.log.createTopic(ref, this.s.defaultRetention);
       } catch (err) {
         if (!isBatonError(err) || err.code !== "TOPIC_EXISTS") throw err;
         info = await this.s.log.describeTopic(ref);
-        if (info === undefined) return this.replyError(cmd, ReplyCodes.INTERNAL, "internal error", true);
+        if (info === undefined) return { error: ReplyCodes.INTERNAL, message: "internal error" };
       }
     }
-    if (this.closed || this.subs.has(channel)) return;
+    if (this.closed || this.subs.has(channel)) return undefined;
     const top = info.lastSeq;
     const recover = p["recover"] === true;
     const offset = typeof p["offset"] === "number" && Number.isSafeInteger(p["offset"]) && p["offset"] >= 0 ? p["offset"] : 0;
     const epoch = typeof p["epoch"] === "string" ? p["epoch"] : "";
     const recoverable = recover && (epoch === "" || epoch === info.epoch) && offset <= top && offset + 1 >= info.firstSeq;
+    if (recover && !recoverable && (Number(p["flag"]) & 2) !== 0) return { error: ReplyCodes.UNRECOVERABLE_POSITION, message: "unrecoverable position" };
     const start = recoverable ? offset : top;
     const durable = new DurableSubscription(this.s.log, ref, channel, info.epoch, start, this.sink, () => this.dropSub(channel));
     const offEphemeral = this.s.broker.onEphemeral(ref, (e) => this.deliverEphemeral(channel, e));
@@ -269,18 +301,14 @@ export class ClientSession {
       if (recoverable) {
         result["recovered"] = true;
         const publications = await this.recoveredPublications(ref, offset, top);
-        if (this.closed || this.subs.get(channel)?.durable !== durable) return;
+        if (this.closed || this.subs.get(channel)?.durable !== durable) return undefined;
         if (publications.length > 0) {
           result["publications"] = publications;
           durable.markSent(publications[publications.length - 1]!.offset!);
         }
-      } else if ((Number(p["flag"]) & 2) !== 0) {
-        this.dropSub(channel);
-        return this.replyError(cmd, ReplyCodes.UNRECOVERABLE_POSITION, "unrecoverable position");
       }
     }
-    this.write(reply(cmd.id, "subscribe", result));
-    durable.begin();
+    return { result, durable };
   }
 
   /** The first part of the missed events, for the reply; the rest follow as pushes. */

@@ -48,6 +48,21 @@ export class WsGateway {
     this.accepting = false;
   }
 
+  /**
+   * Draining: stops accepting, then closes each socket with 4000 "draining" (clients reconnect,
+   * to another node behind the load balancer) at a random moment within `windowMs`, so a large
+   * node does not send all its clients back at once. Resolves when every socket is gone, or at
+   * `deadlineMs`, when the rest are closed with 3001.
+   */
+  async drain(windowMs: number, deadlineMs: number): Promise<void> {
+    this.accepting = false;
+    const timers = [...this.sessions].map((session) => setTimeout(() => session.close(CloseCodes.DRAINING), Math.random() * windowMs));
+    const deadline = Date.now() + deadlineMs;
+    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const t of timers) clearTimeout(t);
+    this.closeAll();
+  }
+
   /** Closes every session with `spec` (default: shutdown, which makes clients reconnect). */
   closeAll(spec: CloseSpec = CloseCodes.SHUTDOWN): void {
     for (const session of this.sessions) session.close(spec);

@@ -1,13 +1,16 @@
 /**
  * @module edge/http/handlers/events
- * POST and GET /v1/topics/{topic}/events: publish (plain JSON, batch, CloudEvents structured,
- * batched and binary) and read by sequence or time, with optional long-poll.
+ * POST and GET /v1/topics/{topic}/events and /v1/users/{user}/events: publish (plain JSON,
+ * batch, CloudEvents structured, batched and binary; durable or ephemeral) and read by sequence
+ * or time, with optional long-poll. A user's events go to their personal channel `#<user>`,
+ * which every socket of that user is subscribed to.
  */
 import type { IncomingMessage } from "node:http";
 import { BatonError } from "../../../errors/baton-error.ts";
 import { fromBatch, fromBinary, fromStructured } from "../../../streams/cloudevents.ts";
 import type { NewEvent, ReadPage, TopicRef } from "../../../streams/event.ts";
-import { assertTopicName } from "../../../streams/names.ts";
+import { newEventId } from "../../../streams/ids.ts";
+import { assertTopicName, personalChannel } from "../../../streams/names.ts";
 import { LIMITS, parsePublishBody } from "../../../streams/publish-request.ts";
 import { authorize } from "../../auth/principal.ts";
 import { authenticate } from "../auth.ts";
@@ -20,13 +23,37 @@ import type { HttpServices } from "../services.ts";
 const MAX_READ_LIMIT = 1000;
 const MAX_WAIT_MS = 60_000;
 
+/** The topic a route addresses: `{topic}` as named, or `{user}` as their personal channel. */
+export function routeTopic(ctx: RequestContext): string {
+  const user = ctx.params["user"];
+  if (user !== undefined) {
+    const channel = personalChannel(user);
+    if (channel === undefined) throw new BatonError("VALIDATION_FAILED", "user: 1-199 characters of [A-Za-z0-9_-:@=+.]");
+    return channel;
+  }
+  return assertTopicName(ctx.params["topic"] ?? "");
+}
+
 export async function publishEvents(ctx: RequestContext, s: HttpServices): Promise<void> {
   const principal = await authenticate(ctx.req, s.verifier);
-  const topic = assertTopicName(ctx.params["topic"] ?? "");
+  const topic = routeTopic(ctx);
   authorize(principal, "publish", topic);
   if (!s.isReady()) throw new BatonError("UNAVAILABLE", "this node is not accepting writes (starting or draining)", { retryAfterMs: 1000 });
   const body = await readBody(ctx.req, s.config.maxBodyBytes);
-  const { events, batch } = decodePublish(ctx.req, body, s.config.maxBatchEvents);
+  const { events, batch, ephemeral } = decodePublish(ctx.req, body, s.config.maxBatchEvents);
+  if (ephemeral) {
+    const now = Date.now();
+    const ids = events.map((e) => {
+      const id = newEventId(now);
+      s.broker.publishEphemeral(
+        { tenant: principal.tenant, topic },
+        { id, topic, data: e.data, time: now, ...(e.type === undefined ? {} : { type: e.type }), ...(e.key === undefined ? {} : { key: e.key }), ...(e.headers === undefined ? {} : { headers: e.headers }) },
+      );
+      return { id };
+    });
+    sendJson(ctx.res, 202, batch ? { events: ids } : ids[0]);
+    return;
+  }
   const started = performance.now();
   const results = await s.log.append({ tenant: principal.tenant, topic }, events, { autoCreate: s.config.autoCreateTopics });
   s.metrics.appendLatency.observe((performance.now() - started) / 1000);
@@ -44,13 +71,13 @@ export async function publishEvents(ctx: RequestContext, s: HttpServices): Promi
   }
 }
 
-function decodePublish(req: IncomingMessage, body: Buffer, maxBatch: number): { events: NewEvent[]; batch: boolean } {
+function decodePublish(req: IncomingMessage, body: Buffer, maxBatch: number): { events: NewEvent[]; batch: boolean; ephemeral: boolean } {
   const contentType = (req.headers["content-type"] ?? "").split(";")[0]!.trim().toLowerCase();
   if (req.headers["ce-specversion"] !== undefined) {
-    return { events: [fromBinary(req.headers, body, req.headers["content-type"] ?? "")], batch: false };
+    return { events: [fromBinary(req.headers, body, req.headers["content-type"] ?? "")], batch: false, ephemeral: false };
   }
-  if (contentType === "application/cloudevents+json") return { events: [fromStructured(parseJson(body))], batch: false };
-  if (contentType === "application/cloudevents-batch+json") return { events: fromBatch(parseJson(body), maxBatch), batch: true };
+  if (contentType === "application/cloudevents+json") return { events: [fromStructured(parseJson(body))], batch: false, ephemeral: false };
+  if (contentType === "application/cloudevents-batch+json") return { events: fromBatch(parseJson(body), maxBatch), batch: true, ephemeral: false };
   if (contentType === "application/json" || contentType === "") {
     const header = req.headers["idempotency-key"];
     if (header !== undefined && (typeof header !== "string" || header.length === 0 || header.length > LIMITS.idempotencyKeyLength)) {
@@ -69,8 +96,9 @@ function nonNegativeInt(value: string | null, name: string): number | undefined 
 
 export async function readEvents(ctx: RequestContext, s: HttpServices): Promise<void> {
   const principal = await authenticate(ctx.req, s.verifier);
-  const topic = assertTopicName(ctx.params["topic"] ?? "");
-  authorize(principal, "subscribe", topic);
+  const topic = routeTopic(ctx);
+  // A user may always read their own personal channel.
+  if (topic !== personalChannel(principal.subject)) authorize(principal, "subscribe", topic);
   const q = ctx.query;
   const from = nonNegativeInt(q.get("from"), "from");
   const since = q.get("since");
@@ -119,4 +147,18 @@ async function waitForEvents(ctx: RequestContext, s: HttpServices, ref: TopicRef
     }, done);
   });
   return s.log.read(ref, page.next, limit);
+}
+
+/** POST /v1/sessions/{session}/messages: an at-most-once `message` push to one connection. */
+export async function sendSessionMessage(ctx: RequestContext, s: HttpServices): Promise<void> {
+  const principal = await authenticate(ctx.req, s.verifier);
+  authorize(principal, "publish", "#*");
+  const session = ctx.params["session"] ?? "";
+  if (!/^[0-9a-f-]{36}$/.test(session)) throw new BatonError("VALIDATION_FAILED", "session: a client id as given in the connect reply");
+  const body = parseJson(await readBody(ctx.req, s.config.maxBodyBytes));
+  if (typeof body !== "object" || body === null || Array.isArray(body) || !("data" in body) || Object.keys(body).length !== 1) {
+    throw new BatonError("VALIDATION_FAILED", 'body: must be {"data": <JSON>}');
+  }
+  s.broker.sendToSession({ tenant: principal.tenant, session, data: (body as { data: NewEvent["data"] }).data });
+  sendJson(ctx.res, 202, {});
 }

@@ -1,0 +1,35 @@
+/**
+ * Draining: on SIGTERM a node stops accepting sockets and sends its clients away with a
+ * reconnect code at spread-out moments, then exits cleanly.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { startBaton, token } from "../support/start-baton.ts";
+import { RawSocket, client, once, until } from "../support/centrifuge-client.ts";
+
+test("SIGTERM closes every socket with 4000 (reconnect), refuses new ones, and exits 0", async () => {
+  const baton = await startBaton({ env: { BATON_DRAIN_WINDOW: "1s" } });
+  const clients = await Promise.all(
+    Array.from({ length: 10 }, async (_, i) => {
+      const c = client(baton.url, await token({ tenant: "acme", sub: `u${i}` }), { minReconnectDelay: 5_000, maxReconnectDelay: 10_000 });
+      const codes: number[] = [];
+      c.on("connecting", (ctx) => codes.push(ctx.code));
+      c.connect();
+      await once(c, "connected");
+      return { c, codes };
+    }),
+  );
+  try {
+    const exit = baton.stop();
+    // A socket opened during the drain is refused.
+    await new Promise((r) => setTimeout(r, 100));
+    const late = new RawSocket(baton.url);
+    await assert.rejects(late.opened);
+    await until(() => clients.every((x) => x.codes.includes(4000)), 10_000, "every client told to reconnect");
+    for (const x of clients) assert.equal(x.c.state, "connecting", "the client reconnects (elsewhere) rather than stopping");
+    assert.equal(await exit, 0, baton.output());
+  } finally {
+    for (const x of clients) x.c.disconnect();
+    await baton.destroy();
+  }
+});
