@@ -86,6 +86,7 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
         slowTimeoutMs: config.wsSlowTimeoutMs,
         recoveryReplyLimit: 300,
         expiryGraceMs: config.wsExpiryGraceMs,
+        maxCommandsPerSecond: config.wsMaxCommandsPerSecond,
       },
     },
     { maxConnections: config.wsMaxConnections, maxMessageBytes: config.wsMaxMessageBytes },

@@ -50,6 +50,8 @@ export interface BatonConfig {
   readonly wsSlowTimeoutMs: number;
   /** Grace after a socket's token expires before it is closed 3005. BATON_WS_EXPIRY_GRACE, default 25s. */
   readonly wsExpiryGraceMs: number;
+  /** Inbound commands per socket per second (bursts to twice that). BATON_WS_MAX_COMMANDS_PER_SECOND, default 200. */
+  readonly wsMaxCommandsPerSecond: number;
   /** On SIGTERM, sockets are closed (to reconnect elsewhere) spread over this window. BATON_DRAIN_WINDOW, default 5s. */
   readonly drainWindowMs: number;
 }
@@ -111,6 +113,7 @@ export const SETTINGS: { [K in keyof BatonConfig]: Setting<K> } = {
   wsBufferBytes: { env: "BATON_WS_BUFFER_BYTES", fallback: "1MiB", parse: parseBytes },
   wsSlowTimeoutMs: { env: "BATON_WS_SLOW_TIMEOUT", fallback: "10s", parse: parseDuration },
   wsExpiryGraceMs: { env: "BATON_WS_EXPIRY_GRACE", fallback: "25s", parse: parseDuration },
+  wsMaxCommandsPerSecond: { env: "BATON_WS_MAX_COMMANDS_PER_SECOND", fallback: "200", parse: int("wsMaxCommandsPerSecond", 1, 1_000_000) },
   drainWindowMs: { env: "BATON_DRAIN_WINDOW", fallback: "5s", parse: parseDuration },
 };
 

@@ -9,7 +9,7 @@ import { RawSocket, until } from "../support/centrifuge-client.ts";
 
 let baton: BatonProcess;
 before(async () => {
-  baton = await startBaton({ env: { BATON_WS_MAX_MESSAGE_BYTES: "4KiB", BATON_WS_EXPIRY_GRACE: "500ms" } });
+  baton = await startBaton({ env: { BATON_WS_MAX_MESSAGE_BYTES: "64KiB", BATON_WS_EXPIRY_GRACE: "500ms" } });
 });
 after(() => baton.destroy());
 
@@ -54,7 +54,7 @@ const closes: [string, (s: RawSocket) => Promise<void> | void, number][] = [
   ["an unknown command closes 3501", (s) => s.send(JSON.stringify({ id: 1, teleport: {} })), 3501],
   ["a binary frame closes 3501", (s) => s.send(new Uint8Array([1, 2, 3])), 3501],
   ["a command without id closes 3501", (s) => s.send(JSON.stringify({ connect: {} })), 3501],
-  ["an oversized message closes 1009", (s) => s.send("x".repeat(5000)), 1009],
+  ["an oversized message closes 1009", (s) => s.send("x".repeat(70_000)), 1009],
 ];
 for (const [name, act, code] of closes) {
   test(name, async () => {
@@ -128,4 +128,25 @@ test("a connection whose token expires without refresh is closed 3005", async ()
   await s.reply(1);
   await until(() => s.closeCode !== undefined, 10_000, "close after expiry");
   assert.equal(s.closeCode, 3005);
+});
+
+test("rpc baton.publish answers the publish result as rpc data; other methods get 104", async () => {
+  const s = await connected({ tenant: "acme", sub: "p", publish: ["frames.*"] });
+  s.send(JSON.stringify({ id: 2, rpc: { method: "baton.publish", data: { channel: "frames.rpc", data: { x: 1 } } } }));
+  s.send(JSON.stringify({ id: 3, rpc: { method: "baton.publish", data: { channel: "nope", data: 1 } } }));
+  s.send(JSON.stringify({ id: 4, rpc: { method: "other", data: {} } }));
+  const r = (await s.reply(2)).rpc;
+  assert.equal(r.data.offset, 1);
+  assert.match(r.data.event_id, /^evt_/);
+  assert.equal((await s.reply(3)).error.code, 103);
+  assert.equal((await s.reply(4)).error.code, 104);
+  s.close();
+});
+
+test("a client sending commands faster than its rate is closed 3013", async () => {
+  const s = await connected();
+  const burst = Array.from({ length: 500 }, (_, i) => JSON.stringify({ id: i + 10, history: { channel: "frames.none" } })).join("\n");
+  s.send(burst);
+  await s.closed;
+  assert.equal(s.closeCode, 3013);
 });

@@ -57,6 +57,8 @@ export interface SessionLimits {
   readonly recoveryReplyLimit: number;
   /** Grace after token expiry before the connection is closed 3005, ms. */
   readonly expiryGraceMs: number;
+  /** Inbound commands per second (bursts up to twice that); more closes the socket 3013. */
+  readonly maxCommandsPerSecond: number;
 }
 
 export interface SessionServices {
@@ -86,6 +88,9 @@ export class ClientSession {
   private closed = false;
   private lastActivity = Date.now();
   private overSince = 0;
+  /** Token bucket for inbound commands. */
+  private allowance: number;
+  private allowanceAt = Date.now();
   private connectTimer: NodeJS.Timeout | undefined;
   private pingTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
@@ -97,6 +102,7 @@ export class ClientSession {
   constructor(transport: SessionTransport, services: SessionServices) {
     this.transport = transport;
     this.s = services;
+    this.allowance = services.limits.maxCommandsPerSecond * 2;
     const isClosed = (): boolean => this.closed;
     this.sink = {
       send: (frame) => this.write(frame),
@@ -126,6 +132,10 @@ export class ClientSession {
       else throw err;
       return;
     }
+    if (!this.spend(lines.length)) {
+      this.close(CloseCodes.TOO_MANY_REQUESTS);
+      return;
+    }
     for (const line of lines) {
       if (line.kind === "command") {
         const command = line.command;
@@ -136,6 +146,16 @@ export class ClientSession {
       }
       // Pongs only refresh liveness; `send` (async message to the server) has no handler.
     }
+  }
+
+  /** Takes `n` commands from the bucket; false when the client is over its rate. */
+  private spend(n: number): boolean {
+    const rate = this.s.limits.maxCommandsPerSecond;
+    const now = Date.now();
+    this.allowance = Math.min(rate * 2, this.allowance + ((now - this.allowanceAt) / 1000) * rate);
+    this.allowanceAt = now;
+    this.allowance -= n;
+    return this.allowance >= 0;
   }
 
   /** The transport is gone (closed by either side). */
@@ -183,7 +203,7 @@ export class ClientSession {
       case "refresh":
         return this.refresh(cmd);
       case "rpc":
-        return this.replyError(cmd, ReplyCodes.METHOD_NOT_FOUND, "method not found");
+        return this.rpc(cmd, this.principal);
       default:
         return this.replyError(cmd, ReplyCodes.NOT_AVAILABLE, "not available");
     }
@@ -333,28 +353,49 @@ export class ClientSession {
   }
 
   private async publish(cmd: Command, principal: Principal): Promise<void> {
-    const p = cmd.params;
+    const outcome = await this.publishOutcome(cmd.params, principal);
+    if ("error" in outcome) this.replyError(cmd, outcome.error, outcome.message, outcome.temporary);
+    else this.write(reply(cmd.id, "publish", outcome.result));
+  }
+
+  /**
+   * RPC methods. `baton.publish` is `publish` with its result as RPC data, for SDKs (such as
+   * centrifuge-js) that drop the fields of a publish reply: `{data: {event_id, offset, duplicate?}}`.
+   */
+  private async rpc(cmd: Command, principal: Principal): Promise<void> {
+    if (cmd.params["method"] !== "baton.publish") return this.replyError(cmd, ReplyCodes.METHOD_NOT_FOUND, "method not found");
+    const data = cmd.params["data"];
+    if (typeof data !== "object" || data === null || Array.isArray(data)) return this.replyError(cmd, ReplyCodes.BAD_REQUEST, "bad request: data must be a publish request");
+    const outcome = await this.publishOutcome(data as Record<string, unknown>, principal);
+    if ("error" in outcome) this.replyError(cmd, outcome.error, outcome.message, outcome.temporary);
+    else this.write(reply(cmd.id, "rpc", { data: outcome.result }));
+  }
+
+  /** Validates and performs a publish request; durable ones resolve once durable. */
+  private async publishOutcome(
+    p: Record<string, unknown>,
+    principal: Principal,
+  ): Promise<{ result: Record<string, unknown> } | { error: number; message: string; temporary?: boolean }> {
     const channel = p["channel"];
-    if (typeof channel !== "string" || !isValidTopicName(channel)) return this.replyError(cmd, ReplyCodes.UNKNOWN_CHANNEL, "unknown channel");
-    if (!can(principal, "publish", channel)) return this.replyError(cmd, ReplyCodes.PERMISSION_DENIED, "permission denied");
-    if (!("data" in p)) return this.replyError(cmd, ReplyCodes.BAD_REQUEST, "bad request: data is required");
+    if (typeof channel !== "string" || !isValidTopicName(channel)) return { error: ReplyCodes.UNKNOWN_CHANNEL, message: "unknown channel" };
+    if (!can(principal, "publish", channel)) return { error: ReplyCodes.PERMISSION_DENIED, message: "permission denied" };
+    if (!("data" in p)) return { error: ReplyCodes.BAD_REQUEST, message: "bad request: data is required" };
     const idem = p["idempotency_key"];
     if (idem !== undefined && (typeof idem !== "string" || idem.length === 0 || idem.length > LIMITS.idempotencyKeyLength)) {
-      return this.replyError(cmd, ReplyCodes.BAD_REQUEST, "bad request: idempotency_key must be a string of 1-256 characters");
+      return { error: ReplyCodes.BAD_REQUEST, message: "bad request: idempotency_key must be a string of 1-256 characters" };
     }
     const ref: TopicRef = { tenant: principal.tenant, topic: channel };
     const data = p["data"] as Json;
     if (p["ephemeral"] === true) {
       const event: EphemeralEvent = { id: newEventId(), topic: channel, data, time: Date.now() };
       this.s.broker.publishEphemeral(ref, event);
-      this.write(reply(cmd.id, "publish", { event_id: event.id }));
-      return;
+      return { result: { event_id: event.id } };
     }
     try {
-      const [result] = await this.s.log.append(ref, [{ data, ...(idem === undefined ? {} : { idempotencyKey: idem }) }], { autoCreate: this.s.autoCreateTopics });
-      this.write(reply(cmd.id, "publish", { event_id: result!.id, offset: result!.seq, ...(result!.duplicate ? { duplicate: true } : {}) }));
+      const [r] = await this.s.log.append(ref, [{ data, ...(idem === undefined ? {} : { idempotencyKey: idem }) }], { autoCreate: this.s.autoCreateTopics });
+      return { result: { event_id: r!.id, offset: r!.seq, ...(r!.duplicate ? { duplicate: true } : {}) } };
     } catch (err) {
-      this.replyFailure(cmd, err);
+      return failureOutcome(err);
     }
   }
 
@@ -434,21 +475,6 @@ export class ClientSession {
     this.write(errorReply(cmd.id, code, message, temporary));
   }
 
-  private replyFailure(cmd: Command, err: unknown): void {
-    if (!isBatonError(err)) throw err;
-    switch (err.code) {
-      case "OVERLOADED":
-        return this.replyError(cmd, ReplyCodes.TOO_MANY_REQUESTS, err.message, true);
-      case "UNAVAILABLE":
-      case "INTERNAL":
-        return this.replyError(cmd, ReplyCodes.INTERNAL, err.message, true);
-      case "TOPIC_NOT_FOUND":
-        return this.replyError(cmd, ReplyCodes.UNKNOWN_CHANNEL, "unknown channel");
-      default:
-        return this.replyError(cmd, ReplyCodes.BAD_REQUEST, `bad request: ${err.message}`);
-    }
-  }
-
   private expiryFields(principal: Principal): Record<string, unknown> {
     if (principal.expiresAt === undefined) return {};
     return { expires: true, ttl: Math.max(1, Math.floor((principal.expiresAt - Date.now()) / 1000)) };
@@ -470,5 +496,21 @@ export class ClientSession {
       this.pingTimer = setTimeout(tick, intervalMs);
     };
     this.pingTimer = setTimeout(tick, intervalMs);
+  }
+}
+
+/** A storage error as a reply error (OVERLOADED and UNAVAILABLE are temporary). */
+function failureOutcome(err: unknown): { error: number; message: string; temporary?: boolean } {
+  if (!isBatonError(err)) throw err;
+  switch (err.code) {
+    case "OVERLOADED":
+      return { error: ReplyCodes.TOO_MANY_REQUESTS, message: err.message, temporary: true };
+    case "UNAVAILABLE":
+    case "INTERNAL":
+      return { error: ReplyCodes.INTERNAL, message: err.message, temporary: true };
+    case "TOPIC_NOT_FOUND":
+      return { error: ReplyCodes.UNKNOWN_CHANNEL, message: "unknown channel" };
+    default:
+      return { error: ReplyCodes.BAD_REQUEST, message: `bad request: ${err.message}` };
   }
 }
