@@ -8,6 +8,7 @@ import { BatonError } from "../../errors/baton-error.ts";
 import { createTopic, deleteTopic, describeTopic, listTopics } from "./handlers/topics.ts";
 import { publishEvents, readEvents, sendSessionMessage } from "./handlers/events.ts";
 import { healthz, metrics, readyz } from "./handlers/health.ts";
+import { serveAsset } from "./handlers/demo.ts";
 import { sendError, toBatonError } from "./respond.ts";
 import { Router, type RequestContext } from "./router.ts";
 import type { HttpServices } from "./services.ts";
@@ -19,6 +20,8 @@ export function createHttpApi(s: HttpServices): (req: IncomingMessage, res: Serv
     .on("GET", "/healthz", healthz)
     .on("GET", "/readyz", (ctx) => readyz(ctx, s))
     .on("GET", "/metrics", (ctx) => metrics(ctx, s))
+    .on("GET", "/demo", serveAsset)
+    .on("GET", "/sdk/:file", serveAsset)
     .on("POST", "/v1/topics/:topic/events", (ctx) => publishEvents(ctx, s))
     .on("GET", "/v1/topics/:topic/events", (ctx) => readEvents(ctx, s))
     .on("POST", "/v1/users/:user/events", (ctx) => publishEvents(ctx, s))
