@@ -38,8 +38,12 @@ export interface ListTopicsOptions {
   readonly limit: number;
 }
 
-/** Listener for events as they become durable; see {@link EventLog.onAppend}. */
-export type AppendListener = (events: readonly StoredEvent[]) => void;
+/**
+ * Listener for events as they become durable, with the epoch of the topic's history they belong
+ * to (a listener holding another epoch knows the topic was deleted and recreated); see
+ * {@link EventLog.onAppend}.
+ */
+export type AppendListener = (events: readonly StoredEvent[], epoch: string) => void;
 
 /**
  * The durable event log: one gap-free sequence per topic.

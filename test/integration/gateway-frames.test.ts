@@ -4,7 +4,7 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { startBaton, token, type BatonProcess } from "../support/start-baton.ts";
+import { api, startBaton, token, type BatonProcess } from "../support/start-baton.ts";
 import { RawSocket, until } from "../support/centrifuge-client.ts";
 
 let baton: BatonProcess;
@@ -145,8 +145,56 @@ test("rpc baton.publish answers the publish result as rpc data; other methods ge
 
 test("a client sending commands faster than its rate is closed 3013", async () => {
   const s = await connected();
-  const burst = Array.from({ length: 500 }, (_, i) => JSON.stringify({ id: i + 10, history: { channel: "frames.none" } })).join("\n");
-  s.send(burst);
+  for (let f = 0; f < 4; f++) {
+    s.send(Array.from({ length: 500 }, (_, i) => JSON.stringify({ id: f * 500 + i + 10, history: { channel: "frames.none" } })).join("\n"));
+  }
   await s.closed;
   assert.equal(s.closeCode, 3013);
+});
+
+test("a subscriber of a topic that is deleted and recreated is told to resubscribe (2500), not fed the new history", async () => {
+  const s = await connected({ tenant: "acme", sub: "d", subscribe: ["frames.>"] });
+  const admin = await token({ tenant: "acme", sub: "ops", admin: true });
+  await api(baton.url, admin, "POST", "/v1/topics/frames.recreated/events", { data: 1 });
+  s.send(JSON.stringify({ id: 2, subscribe: { channel: "frames.recreated" } }));
+  await s.reply(2);
+  assert.equal((await api(baton.url, admin, "DELETE", "/v1/topics/frames.recreated")).status, 204);
+  await api(baton.url, admin, "POST", "/v1/topics/frames.recreated/events", { data: "new-1" });
+  await api(baton.url, admin, "POST", "/v1/topics/frames.recreated/events", { data: "new-2" });
+  await until(() => s.messages().some((m) => m.push?.unsubscribe), 5000, "unsubscribe push");
+  const push = s.messages().find((m) => m.push?.unsubscribe).push;
+  assert.deepEqual([push.channel, push.unsubscribe.code], ["frames.recreated", 2500]);
+  assert.ok(!s.messages().some((m) => m.push?.pub), "nothing of the new history arrived on the old position");
+  s.close();
+});
+
+test("history rejects a non-integer limit and a since older than retention; reverse with since null works", async () => {
+  const s = await connected({ tenant: "acme", sub: "h", subscribe: ["frames.>"] });
+  const admin = await token({ tenant: "acme", sub: "ops", admin: true });
+  await api(baton.url, admin, "POST", "/v1/topics", { name: "frames.hist", retention: { maxEvents: 2 } });
+  for (let i = 1; i <= 5; i++) await api(baton.url, admin, "POST", "/v1/topics/frames.hist/events", { data: i });
+  const deadline = Date.now() + 10_000;
+  while ((await api(baton.url, admin, "GET", "/v1/topics/frames.hist")).body.firstSeq < 4) {
+    assert.ok(Date.now() < deadline, "retention did not run");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  s.send(JSON.stringify({ id: 2, history: { channel: "frames.hist", limit: 1.5 } }));
+  s.send(JSON.stringify({ id: 3, history: { channel: "frames.hist", limit: 10, since: { offset: 1 } } }));
+  s.send(JSON.stringify({ id: 4, history: { channel: "frames.hist", limit: 10, reverse: true, since: null } }));
+  assert.equal((await s.reply(2)).error.code, 107);
+  assert.equal((await s.reply(3)).error.code, 112);
+  assert.deepEqual((await s.reply(4)).history.publications.map((p: { data: number }) => p.data), [5, 4]);
+  s.close();
+});
+
+test("a reconnecting client may send connect and a subscribe for each of its subscriptions in one frame", async () => {
+  const s = new RawSocket(baton.url);
+  await s.opened;
+  const lines = [JSON.stringify({ id: 1, connect: { token: await token({ tenant: "acme", sub: "many" }) } })];
+  for (let i = 0; i < 450; i++) lines.push(JSON.stringify({ id: i + 2, subscribe: { channel: `frames.many.${i}` } }));
+  s.send(lines.join("\n"));
+  await s.reply(451, 30_000);
+  assert.equal(s.closeCode, undefined);
+  assert.ok(s.messages().filter((m) => m.subscribe).length === 450);
+  s.close();
 });

@@ -77,7 +77,8 @@ export interface SessionServices {
 
 interface ChannelSub {
   readonly durable: DurableSubscription;
-  readonly offEphemeral: () => void;
+  /** Set once the subscribe reply is written. */
+  offEphemeral: () => void;
 }
 
 export class ClientSession {
@@ -102,7 +103,7 @@ export class ClientSession {
   constructor(transport: SessionTransport, services: SessionServices) {
     this.transport = transport;
     this.s = services;
-    this.allowance = services.limits.maxCommandsPerSecond * 2;
+    this.allowance = this.burst();
     const isClosed = (): boolean => this.closed;
     this.sink = {
       send: (frame) => this.write(frame),
@@ -148,11 +149,16 @@ export class ClientSession {
     }
   }
 
+  /** A reconnecting client sends connect and every subscribe in one frame: that must fit. */
+  private burst(): number {
+    return Math.max(this.s.limits.maxCommandsPerSecond * 2, this.s.limits.maxSubscriptions + 16);
+  }
+
   /** Takes `n` commands from the bucket; false when the client is over its rate. */
   private spend(n: number): boolean {
     const rate = this.s.limits.maxCommandsPerSecond;
     const now = Date.now();
-    this.allowance = Math.min(rate * 2, this.allowance + ((now - this.allowanceAt) / 1000) * rate);
+    this.allowance = Math.min(this.burst(), this.allowance + ((now - this.allowanceAt) / 1000) * rate);
     this.allowanceAt = now;
     this.allowance -= n;
     return this.allowance >= 0;
@@ -224,19 +230,18 @@ export class ClientSession {
     clearTimeout(this.connectTimer);
     this.startLiveness();
     this.armExpiry(principal);
-    this.offMessages = this.s.broker.onSessionMessage(principal.tenant, this.id, (m) => this.deliverMessage(m.data));
     // Server-side subscriptions: the user's personal channel and the token's `channels`. The
     // client asks to recover them through connect.subs, keyed by channel.
     const wanted = [personalChannel(principal.subject), ...principal.channels].filter((c): c is string => c !== undefined);
     const asked = (cmd.params["subs"] ?? {}) as Record<string, Record<string, unknown> | undefined>;
     const subs: Record<string, unknown> = {};
-    const started: DurableSubscription[] = [];
+    const started: (() => void)[] = [];
     for (const channel of new Set(wanted)) {
       const opened = await this.openSubscription(principal, channel, typeof asked === "object" && asked !== null ? (asked[channel] ?? {}) : {});
       if (this.closed) return;
       if (opened === undefined || "error" in opened) continue;
       subs[channel] = opened.result;
-      started.push(opened.durable);
+      started.push(opened.start);
     }
     this.write(
       reply(cmd.id, "connect", {
@@ -248,7 +253,8 @@ export class ClientSession {
         ...(Object.keys(subs).length > 0 ? { subs } : {}),
       }),
     );
-    for (const durable of started) durable.begin();
+    for (const start of started) start();
+    this.offMessages = this.s.broker.onSessionMessage(principal.tenant, this.id, (m) => this.deliverMessage(m.data));
   }
 
   private async refresh(cmd: Command): Promise<void> {
@@ -277,21 +283,22 @@ export class ClientSession {
     if (this.subs.size >= this.s.limits.maxSubscriptions) return this.replyError(cmd, ReplyCodes.LIMIT_EXCEEDED, "limit exceeded");
     const opened = await this.openSubscription(principal, channel, cmd.params);
     if (opened === undefined) return;
-    if ("error" in opened) return this.replyError(cmd, opened.error, opened.message);
+    if ("error" in opened) return this.replyError(cmd, opened.error, opened.message, opened.temporary);
     this.write(reply(cmd.id, "subscribe", opened.result));
-    opened.durable.begin();
+    opened.start();
   }
 
   /**
-   * Starts a subscription at the position the request asks for (Centrifugo's recovery rules)
-   * and returns the subscribe result; the caller writes it, then calls `durable.begin()`.
-   * Undefined when the session went away meanwhile.
+   * Prepares a subscription at the position the request asks for (Centrifugo's recovery rules)
+   * and returns the subscribe result; the caller writes it, then calls `start()`, which begins
+   * delivery (catch-up from the store, then live, and ephemeral), so nothing for the channel is
+   * written before its reply. Undefined when the session went away meanwhile.
    */
   private async openSubscription(
     principal: Principal,
     channel: string,
     p: Record<string, unknown>,
-  ): Promise<{ result: Record<string, unknown>; durable: DurableSubscription } | { error: number; message: string } | undefined> {
+  ): Promise<{ result: Record<string, unknown>; start: () => void } | { error: number; message: string; temporary?: boolean } | undefined> {
     const ref: TopicRef = { tenant: principal.tenant, topic: channel };
     let info = await this.s.log.describeTopic(ref);
     if (info === undefined) {
@@ -299,43 +306,45 @@ export class ClientSession {
       try {
         info = await this.s.log.createTopic(ref, this.s.defaultRetention);
       } catch (err) {
-        if (!isBatonError(err) || err.code !== "TOPIC_EXISTS") throw err;
-        info = await this.s.log.describeTopic(ref);
-        if (info === undefined) return { error: ReplyCodes.INTERNAL, message: "internal error" };
+        if (isBatonError(err) && err.code === "TOPIC_EXISTS") info = await this.s.log.describeTopic(ref);
+        else if (isBatonError(err) && err.code === "UNAVAILABLE") return { error: ReplyCodes.INTERNAL, message: err.message, temporary: true };
+        else throw err;
+        if (info === undefined) return { error: ReplyCodes.INTERNAL, message: "internal error", temporary: true };
       }
     }
-    if (this.closed || this.subs.has(channel)) return undefined;
     const top = info.lastSeq;
     const recover = p["recover"] === true;
     const offset = typeof p["offset"] === "number" && Number.isSafeInteger(p["offset"]) && p["offset"] >= 0 ? p["offset"] : 0;
     const epoch = typeof p["epoch"] === "string" ? p["epoch"] : "";
-    const recoverable = recover && (epoch === "" || epoch === info.epoch) && offset <= top && offset + 1 >= info.firstSeq;
+    let recoverable = recover && (epoch === "" || epoch === info.epoch) && offset <= top && offset + 1 >= info.firstSeq;
+    let publications: Publication[] = [];
+    if (recoverable && offset < top) {
+      const page = await this.s.log.read(ref, offset + 1, this.s.limits.recoveryReplyLimit);
+      // Retention may have moved on between the describe and the read: then it is no recovery.
+      if (page.epoch !== info.epoch || page.firstSeq > offset + 1) recoverable = false;
+      else publications = page.events.map((e) => JSON.parse(publicationJson(e)) as Publication);
+    }
+    if (this.closed || this.subs.has(channel)) return undefined;
     if (recover && !recoverable && (Number(p["flag"]) & 2) !== 0) return { error: ReplyCodes.UNRECOVERABLE_POSITION, message: "unrecoverable position" };
-    const start = recoverable ? offset : top;
-    const durable = new DurableSubscription(this.s.log, ref, channel, info.epoch, start, this.sink, () => this.dropSub(channel));
-    const offEphemeral = this.s.broker.onEphemeral(ref, (e) => this.deliverEphemeral(channel, e));
-    this.subs.set(channel, { durable, offEphemeral });
-    const result: Record<string, unknown> = { recoverable: true, positioned: true, epoch: info.epoch, offset: start };
+    // Catch-up at start() reads the store from here, so events appended while this was being
+    // prepared are not missed even though nothing listened yet.
+    const startAt = recoverable ? offset : top;
+    const durable = new DurableSubscription(this.s.log, ref, channel, info.epoch, startAt, this.sink, () => this.dropSub(channel));
+    if (publications.length > 0) durable.markSent(publications[publications.length - 1]!.offset!);
+    const sub: ChannelSub = { durable, offEphemeral: () => undefined };
+    this.subs.set(channel, sub);
+    const result: Record<string, unknown> = { recoverable: true, positioned: true, epoch: info.epoch, offset: startAt };
     if (recover) {
       result["was_recovering"] = true;
-      if (recoverable) {
-        result["recovered"] = true;
-        const publications = await this.recoveredPublications(ref, offset, top);
-        if (this.closed || this.subs.get(channel)?.durable !== durable) return undefined;
-        if (publications.length > 0) {
-          result["publications"] = publications;
-          durable.markSent(publications[publications.length - 1]!.offset!);
-        }
-      }
+      if (recoverable) result["recovered"] = true;
+      if (publications.length > 0) result["publications"] = publications;
     }
-    return { result, durable };
-  }
-
-  /** The first part of the missed events, for the reply; the rest follow as pushes. */
-  private async recoveredPublications(ref: TopicRef, offset: number, top: number): Promise<Publication[]> {
-    if (offset >= top) return [];
-    const page = await this.s.log.read(ref, offset + 1, this.s.limits.recoveryReplyLimit);
-    return page.events.map((e) => JSON.parse(publicationJson(e)) as Publication);
+    const start = (): void => {
+      if (this.subs.get(channel) !== sub) return;
+      sub.offEphemeral = this.s.broker.onEphemeral(ref, (e) => this.deliverEphemeral(channel, e));
+      durable.begin();
+    };
+    return { result, start };
   }
 
   private unsubscribe(cmd: Command): void {
@@ -387,6 +396,7 @@ export class ClientSession {
     const ref: TopicRef = { tenant: principal.tenant, topic: channel };
     const data = p["data"] as Json;
     if (p["ephemeral"] === true) {
+      if (idem !== undefined) return { error: ReplyCodes.BAD_REQUEST, message: "bad request: an ephemeral publication is never stored, so it takes no idempotency_key" };
       const event: EphemeralEvent = { id: newEventId(), topic: channel, data, time: Date.now() };
       this.s.broker.publishEphemeral(ref, event);
       return { result: { event_id: event.id } };
@@ -407,7 +417,8 @@ export class ClientSession {
     const ref: TopicRef = { tenant: principal.tenant, topic: channel };
     const info = await this.s.log.describeTopic(ref);
     if (info === undefined) return this.replyError(cmd, ReplyCodes.UNKNOWN_CHANNEL, "unknown channel");
-    const rawLimit = typeof p["limit"] === "number" ? p["limit"] : 0;
+    const rawLimit = p["limit"] ?? 0;
+    if (typeof rawLimit !== "number" || !Number.isSafeInteger(rawLimit)) return this.replyError(cmd, ReplyCodes.BAD_REQUEST, "bad request: limit must be an integer");
     const limit = rawLimit < 0 ? this.s.limits.recoveryReplyLimit : Math.min(rawLimit, this.s.limits.recoveryReplyLimit);
     const since = p["since"] as { offset?: unknown; epoch?: unknown } | undefined;
     const reverse = p["reverse"] === true;
@@ -418,6 +429,7 @@ export class ClientSession {
       }
       const sinceOffset = typeof since.offset === "number" ? since.offset : 0;
       if (reverse && sinceOffset === 0) return this.replyError(cmd, ReplyCodes.BAD_REQUEST, "bad request");
+      if (!reverse && sinceOffset + 1 < info.firstSeq) return this.replyError(cmd, ReplyCodes.UNRECOVERABLE_POSITION, "unrecoverable position");
       from = reverse ? Math.max(info.firstSeq, sinceOffset - limit) : sinceOffset + 1;
     } else {
       from = reverse ? Math.max(info.firstSeq, info.lastSeq - limit + 1) : info.firstSeq;
@@ -426,7 +438,7 @@ export class ClientSession {
     if (limit > 0) {
       const page = await this.s.log.read(ref, from, limit);
       let events = page.events;
-      if (reverse && since !== undefined) events = events.filter((e) => e.seq < (since.offset as number));
+      if (reverse && since !== undefined && since !== null) events = events.filter((e) => e.seq < (since.offset as number));
       publications = events.map((e) => JSON.parse(publicationJson(e)) as Publication);
       if (reverse) publications.reverse();
     }
@@ -464,6 +476,8 @@ export class ClientSession {
 
   private async drained(): Promise<void> {
     const low = this.s.limits.bufferHighBytes / 2;
+    // A paused durable subscription writes nothing, so the slow clock starts here too.
+    if (this.overSince === 0 && this.transport.bufferedAmount >= this.s.limits.bufferHighBytes) this.overSince = Date.now();
     while (!this.closed && this.transport.bufferedAmount > low) {
       await new Promise((r) => setTimeout(r, 10));
       if (this.overSince !== 0 && Date.now() - this.overSince > this.s.limits.slowTimeoutMs) this.close(CloseCodes.SLOW);

@@ -53,7 +53,7 @@ export class DurableSubscription {
     this.epoch = epoch;
     this.lastSent = lastSent;
     this.sink = sink;
-    this.off = log.onAppend(ref, (events) => this.onLive(events));
+    this.off = log.onAppend(ref, (events, epoch) => this.onLive(events, epoch));
   }
 
   /** Sends `events` (already read, e.g. recovered ones in the reply) as part of the stream. */
@@ -71,10 +71,16 @@ export class DurableSubscription {
     this.off();
   }
 
-  private onLive(events: readonly StoredEvent[]): void {
+  private onLive(events: readonly StoredEvent[], epoch: string): void {
     const top = events[events.length - 1]!.seq;
     if (top > this.seenHigh) this.seenHigh = top;
+    // Before begin() and during catch-up the store read does the work (and sees an epoch change).
     if (this.mode !== "live") return;
+    if (epoch !== this.epoch) {
+      // The topic was deleted and recreated: this position belongs to a history that is gone.
+      this.lose();
+      return;
+    }
     for (const e of events) {
       if (e.seq <= this.lastSent) continue;
       if (e.seq !== this.lastSent + 1) {

@@ -32,21 +32,14 @@ export const CloseCodes = {
   INTERNAL: { code: 3004, reason: "internal server error" },
   CONNECTION_EXPIRED: { code: 3005, reason: "connection expired" },
   SLOW: { code: 3008, reason: "slow" },
-  WRITE_ERROR: { code: 3009, reason: "write error" },
-  INSUFFICIENT_STATE: { code: 3010, reason: "insufficient state" },
   NO_PONG: { code: 3012, reason: "no pong" },
   TOO_MANY_REQUESTS: { code: 3013, reason: "too many requests" },
   INVALID_TOKEN: { code: 3500, reason: "invalid token" },
   BAD_REQUEST: { code: 3501, reason: "bad request" },
   STALE: { code: 3502, reason: "stale" },
   CONNECTION_LIMIT: { code: 3504, reason: "connection limit" },
-  CHANNEL_LIMIT: { code: 3505, reason: "channel limit" },
-  PERMISSION_DENIED: { code: 3507, reason: "permission denied" },
-  MESSAGE_TOO_BIG: { code: 1009, reason: "message too big" },
   /** Baton: draining; reconnect (to another node) after the advised delay. */
   DRAINING: { code: 4000, reason: "draining" },
-  /** Baton: fell too far behind on ephemeral traffic. */
-  SLOW_EPHEMERAL: { code: 4001, reason: "slow consumer" },
 } as const;
 
 export type CloseSpec = (typeof CloseCodes)[keyof typeof CloseCodes];

@@ -10,9 +10,18 @@ import type { StoredEvent } from "../../streams/event.ts";
 
 const cache = new WeakMap<object, string>();
 
+/** Tag names Baton sets itself; a header of the same name is not passed through. */
+const RESERVED = new Set(["id", "type", "key", "time", "causal_id", "schema_version", "ephemeral"]);
+
+function headerTags(headers: Readonly<Record<string, string>> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (headers !== undefined) for (const [k, v] of Object.entries(headers)) if (!RESERVED.has(k)) out[k] = v;
+  return out;
+}
+
 function tags(e: { id: string; type?: string; key?: string; headers?: Readonly<Record<string, string>>; time: number }, extra: Record<string, string>): Record<string, string> {
   return {
-    ...e.headers,
+    ...headerTags(e.headers),
     id: e.id,
     ...(e.type === undefined ? {} : { type: e.type }),
     ...(e.key === undefined ? {} : { key: e.key }),

@@ -185,7 +185,7 @@ export class EmbeddedEventLog implements EventLog {
         for (const name of keyNames) this.pendingKeys.delete(name);
       }
       if (seq > state.durableSeq) state.durableSeq = seq;
-      this.notify(ref, stored);
+      this.notify(ref, stored, state.record.epoch);
     }
     // A duplicate of a publish that is not yet durable is acknowledged only once it is.
     if (waitFor.length > 0) await Promise.all(waitFor);
@@ -492,12 +492,12 @@ export class EmbeddedEventLog implements EventLog {
     return topicInfo(state.tenant, state.topic, state.record, state.durableSeq);
   }
 
-  private notify(ref: TopicRef, events: readonly StoredEvent[]): void {
+  private notify(ref: TopicRef, events: readonly StoredEvent[], epoch: string): void {
     const set = this.listeners.get(stateKey(ref.tenant, ref.topic));
     if (set === undefined) return;
     for (const listener of set) {
       try {
-        listener(events);
+        listener(events, epoch);
       } catch {
         // A listener's failure is its own; the append already succeeded.
       }
