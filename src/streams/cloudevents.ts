@@ -16,7 +16,7 @@
  */
 import { BatonError } from "../errors/baton-error.ts";
 import type { Json, NewEvent } from "./event.ts";
-import { LIMITS } from "./publish-request.ts";
+import { LIMITS, assertDataDepth } from "./publish-request.ts";
 
 const REQUIRED = ["id", "source", "specversion", "type"] as const;
 const ATTRIBUTE = /^[a-z0-9]{1,20}$/;
@@ -34,6 +34,7 @@ function attributeString(v: unknown, where: string): string {
 
 /** Maps validated CloudEvents attributes (names lower case) plus data to a Baton event. */
 function toEvent(attributes: Record<string, unknown>, data: Json, where: string): NewEvent {
+  assertDataDepth(data, `${where}.data`);
   if (attributes["specversion"] !== "1.0") fail(`${where}.specversion`, 'must be "1.0"');
   for (const name of REQUIRED) {
     const v = attributes[name];

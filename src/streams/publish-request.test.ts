@@ -39,3 +39,12 @@ test("batches are bounded, non-empty, and refuse the single-event header", () =>
   failsOn({ events: [{ data: 1 }] }, /Idempotency-Key/, "h");
   failsOn({ events: [{ data: 1 }], more: 1 }, /batch/);
 });
+
+test("data nested deeper than 64 levels is refused (it could not be stored and read back)", () => {
+  let deep: unknown = 1;
+  for (let i = 0; i < 65; i++) deep = [deep];
+  failsOn({ data: deep }, /body\.data: nests/);
+  let ok: unknown = 1;
+  for (let i = 0; i < 64; i++) ok = { a: ok };
+  assert.equal(parsePublishBody({ data: ok }, 10).events.length, 1);
+});

@@ -15,7 +15,26 @@ export const LIMITS = {
   headerNameLength: 128,
   headerValueLength: 4096,
   maxTtlMs: 366 * 86_400_000,
+  /** Deepest nesting of arrays/objects in `data`; deeper values cannot be stored and read back. */
+  dataDepth: 64,
 } as const;
+
+/** Whether `value` nests arrays/objects deeper than `max` (iterative: no stack to overflow). */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== "object" || v === null) continue;
+    if (depth >= max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/** VALIDATION_FAILED when `data` nests deeper than LIMITS.dataDepth. */
+export function assertDataDepth(data: unknown, where: string): void {
+  if (nestsDeeperThan(data, LIMITS.dataDepth)) fail(where, `nests arrays/objects deeper than ${LIMITS.dataDepth} levels`);
+}
 
 const EVENT_FIELDS = new Set(["data", "key", "type", "schemaVersion", "causalId", "ttlMs", "idempotencyKey", "headers", "ephemeral"]);
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
@@ -58,6 +77,7 @@ export function parseEvent(value: unknown, where: string, idempotencyKeyHeader?:
     if (!EVENT_FIELDS.has(field)) fail(`${where}.${field}`, `unknown field (allowed: ${[...EVENT_FIELDS].join(", ")})`);
   }
   if (!("data" in value)) fail(`${where}.data`, "is required (it may be null)");
+  assertDataDepth(value["data"], `${where}.data`);
   const event: { -readonly [K in keyof NewEvent]: NewEvent[K] } = { data: value["data"] as Json };
   const key = optionalString(value, "key", LIMITS.keyLength, where);
   if (key !== undefined) event.key = key;

@@ -12,7 +12,7 @@ import type { Logger } from "../../observability/logger.ts";
 import type { Json, Retention, TopicRef } from "../../streams/event.ts";
 import { newEventId } from "../../streams/ids.ts";
 import { isValidTopicName, personalChannel } from "../../streams/names.ts";
-import { LIMITS } from "../../streams/publish-request.ts";
+import { LIMITS, nestsDeeperThan } from "../../streams/publish-request.ts";
 import { can, type Principal } from "../auth/principal.ts";
 import type { TokenVerifier } from "../auth/tokens.ts";
 import { DurableSubscription, type SubscriptionSink } from "./durable-subscription.ts";
@@ -389,6 +389,7 @@ export class ClientSession {
     if (typeof channel !== "string" || !isValidTopicName(channel)) return { error: ReplyCodes.UNKNOWN_CHANNEL, message: "unknown channel" };
     if (!can(principal, "publish", channel)) return { error: ReplyCodes.PERMISSION_DENIED, message: "permission denied" };
     if (!("data" in p)) return { error: ReplyCodes.BAD_REQUEST, message: "bad request: data is required" };
+    if (nestsDeeperThan(p["data"], LIMITS.dataDepth)) return { error: ReplyCodes.BAD_REQUEST, message: `bad request: data nests deeper than ${LIMITS.dataDepth} levels` };
     const idem = p["idempotency_key"];
     if (idem !== undefined && (typeof idem !== "string" || idem.length === 0 || idem.length > LIMITS.idempotencyKeyLength)) {
       return { error: ReplyCodes.BAD_REQUEST, message: "bad request: idempotency_key must be a string of 1-256 characters" };
