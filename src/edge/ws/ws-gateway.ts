@@ -101,7 +101,9 @@ export class WsGateway {
       if (isBinary) session.close(CloseCodes.BAD_REQUEST);
       else session.receive(data.toString());
     });
-    ws.on("error", () => ws.terminate());
+    // ws answers protocol errors (bad UTF-8, oversize) with its own close frame and closes the
+    // socket after it; terminating here would drop that frame and any replies still queued.
+    ws.on("error", () => undefined);
     ws.on("close", () => {
       session.dispose();
       this.sessions.delete(session);
