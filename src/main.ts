@@ -49,6 +49,7 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
   const gatewayRef: { current?: WsGateway } = {};
   const metrics = new Metrics(() => engine.log.pending, () => gatewayRef.current?.connections ?? 0);
   let ready = false;
+  let draining: Promise<void> | undefined;
   const verifier = new TokenVerifier({ secret: secret.value, jwksUrl: config.jwksUrl });
   const handler = createHttpApi({
     config,
@@ -59,6 +60,12 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
     logger,
     engineName: engine.name,
     isReady: () => ready && engine.isHealthy(),
+    drain: () => {
+      ready = false;
+      const connections = gatewayRef.current?.connections ?? 0;
+      draining ??= gatewayRef.current?.drain(config.drainWindowMs, config.shutdownTimeoutMs);
+      return connections;
+    },
   });
   const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000 }, handler);
   // `Expect: 100-continue` with a body over the limit is refused before the client sends it.
@@ -103,7 +110,7 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
   const close = (): Promise<void> =>
     (closing ??= (async () => {
       ready = false;
-      await gateway.drain(config.drainWindowMs, config.shutdownTimeoutMs);
+      await (draining ?? gateway.drain(config.drainWindowMs, config.shutdownTimeoutMs));
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timeout = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());

@@ -52,6 +52,8 @@ export interface BatonConfig {
   readonly wsExpiryGraceMs: number;
   /** Inbound commands per socket per second (bursts to twice that). BATON_WS_MAX_COMMANDS_PER_SECOND, default 200. */
   readonly wsMaxCommandsPerSecond: number;
+  /** Bearer token for node operations (POST /admin/drain); unset = those routes are refused. BATON_OPERATOR_TOKEN. */
+  readonly operatorToken: string | undefined;
   /** On SIGTERM, sockets are closed (to reconnect elsewhere) spread over this window. BATON_DRAIN_WINDOW, default 5s. */
   readonly drainWindowMs: number;
 }
@@ -114,6 +116,7 @@ export const SETTINGS: { [K in keyof BatonConfig]: Setting<K> } = {
   wsSlowTimeoutMs: { env: "BATON_WS_SLOW_TIMEOUT", fallback: "10s", parse: parseDuration },
   wsExpiryGraceMs: { env: "BATON_WS_EXPIRY_GRACE", fallback: "25s", parse: parseDuration },
   wsMaxCommandsPerSecond: { env: "BATON_WS_MAX_COMMANDS_PER_SECOND", fallback: "200", parse: int("wsMaxCommandsPerSecond", 1, 1_000_000) },
+  operatorToken: { env: "BATON_OPERATOR_TOKEN", fallback: undefined, parse: optionalText },
   drainWindowMs: { env: "BATON_DRAIN_WINDOW", fallback: "5s", parse: parseDuration },
 };
 

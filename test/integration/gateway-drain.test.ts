@@ -33,3 +33,37 @@ test("SIGTERM closes every socket with 4000 (reconnect), refuses new ones, and e
     await baton.destroy();
   }
 });
+
+test("POST /admin/drain with the operator token drains the node without stopping it", async () => {
+  const baton = await startBaton({ env: { BATON_DRAIN_WINDOW: "300ms", BATON_OPERATOR_TOKEN: "op-secret-123" } });
+  try {
+    const c = client(baton.url, await token({ tenant: "acme", sub: "u" }), { minReconnectDelay: 5_000, maxReconnectDelay: 10_000 });
+    const codes: number[] = [];
+    c.on("connecting", (ctx) => codes.push(ctx.code));
+    c.connect();
+    await once(c, "connected");
+    const tenantAdmin = await token({ tenant: "acme", sub: "ops", admin: true });
+    const refused = await fetch(`${baton.url}/admin/drain`, { method: "POST", headers: { authorization: `Bearer ${tenantAdmin}` } });
+    assert.equal(refused.status, 401, "a tenant token cannot drain a shared node");
+    const res = await fetch(`${baton.url}/admin/drain`, { method: "POST", headers: { authorization: "Bearer op-secret-123" } });
+    assert.equal(res.status, 202);
+    assert.deepEqual(await res.json(), { draining: true, connections: 1 });
+    await until(() => codes.includes(4000), 5000, "client told to reconnect");
+    assert.equal((await fetch(`${baton.url}/readyz`)).status, 503);
+    assert.equal((await fetch(`${baton.url}/healthz`)).status, 200, "the process keeps running");
+    c.disconnect();
+  } finally {
+    await baton.destroy();
+  }
+});
+
+test("without BATON_OPERATOR_TOKEN the drain route is refused", async () => {
+  const baton = await startBaton();
+  try {
+    const res = await fetch(`${baton.url}/admin/drain`, { method: "POST", headers: { authorization: "Bearer anything" } });
+    assert.equal(res.status, 403);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, "FORBIDDEN");
+  } finally {
+    await baton.destroy();
+  }
+});

@@ -198,3 +198,27 @@ test("a reconnecting client may send connect and a subscribe for each of its sub
   assert.ok(s.messages().filter((m) => m.subscribe).length === 450);
   s.close();
 });
+
+test("limits: one subscription past BATON_WS_MAX_SUBSCRIPTIONS gets 106; one socket past BATON_WS_MAX_CONNECTIONS is closed 3504", async () => {
+  const small = await startBaton({ env: { BATON_WS_MAX_SUBSCRIPTIONS: "3", BATON_WS_MAX_CONNECTIONS: "2" } });
+  try {
+    const first = new RawSocket(small.url);
+    await first.opened;
+    first.send(JSON.stringify({ id: 1, connect: { token: await token({ tenant: "acme", sub: "limits" }) } }));
+    await first.reply(1);
+    // The personal channel #limits counts: two more fit, the third is refused.
+    for (let i = 0; i < 3; i++) first.send(JSON.stringify({ id: i + 2, subscribe: { channel: `lim.${i}` } }));
+    assert.ok((await first.reply(2)).subscribe);
+    assert.ok((await first.reply(3)).subscribe);
+    assert.equal((await first.reply(4)).error.code, 106);
+    const second = new RawSocket(small.url);
+    await second.opened;
+    const third = new RawSocket(small.url);
+    await third.closed;
+    assert.equal(third.closeCode, 3504);
+    first.close();
+    second.close();
+  } finally {
+    await small.destroy();
+  }
+});

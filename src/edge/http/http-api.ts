@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { BatonError } from "../../errors/baton-error.ts";
 import { createTopic, deleteTopic, describeTopic, listTopics } from "./handlers/topics.ts";
 import { publishEvents, readEvents, sendSessionMessage } from "./handlers/events.ts";
-import { healthz, metrics, readyz } from "./handlers/health.ts";
+import { drainNode, healthz, metrics, readyz } from "./handlers/health.ts";
 import { serveAsset } from "./handlers/demo.ts";
 import { sendError, toBatonError } from "./respond.ts";
 import { Router, type RequestContext } from "./router.ts";
@@ -20,6 +20,7 @@ export function createHttpApi(s: HttpServices): (req: IncomingMessage, res: Serv
     .on("GET", "/healthz", healthz)
     .on("GET", "/readyz", (ctx) => readyz(ctx, s))
     .on("GET", "/metrics", (ctx) => metrics(ctx, s))
+    .on("POST", "/admin/drain", (ctx) => drainNode(ctx, s))
     .on("GET", "/demo", serveAsset)
     .on("GET", "/sdk/:file", serveAsset)
     .on("POST", "/v1/topics/:topic/events", (ctx) => publishEvents(ctx, s))

@@ -19,4 +19,6 @@ export interface HttpServices {
   readonly engineName: string;
   /** False while starting or draining: /readyz answers 503 and writes get UNAVAILABLE. */
   readonly isReady: () => boolean;
+  /** Starts draining this node's sockets (admin call); resolves with the sockets it had. */
+  readonly drain: () => number;
 }
