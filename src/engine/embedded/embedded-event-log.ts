@@ -25,6 +25,7 @@ import { BatonError } from "../../errors/baton-error.ts";
 import type { Appended, NewEvent, ReadPage, Retention, StoredEvent, TopicInfo, TopicRef } from "../../streams/event.ts";
 import { newEpoch, newEventId } from "../../streams/ids.ts";
 import type { AppendListener, AppendOptions, EventLog, ListTopicsOptions } from "../engine.ts";
+import { ListenerSets } from "../listener-sets.ts";
 import { decodeEvent, decodeEventTime, encodeEvent, topicInfo, type DedupRecord, type TopicRecord } from "./records.ts";
 
 export interface EmbeddedLogOptions {
@@ -82,7 +83,7 @@ const HIGH = "\uffff";
 const DELETE_CHUNK = 5_000;
 
 export class EmbeddedEventLog implements EventLog {
-  private readonly listeners = new Map<string, Set<AppendListener>>();
+  private readonly listeners = new ListenerSets<Parameters<AppendListener>>();
   private readonly states = new Map<string, TopicState>();
   private readonly pendingKeys = new Map<string, PendingKey>();
   private pendingEvents = 0;
@@ -288,19 +289,7 @@ export class EmbeddedEventLog implements EventLog {
   }
 
   onAppend(ref: TopicRef, listener: AppendListener): () => void {
-    const key = stateKey(ref.tenant, ref.topic);
-    let set = this.listeners.get(key);
-    if (set === undefined) {
-      set = new Set();
-      this.listeners.set(key, set);
-    }
-    set.add(listener);
-    return () => {
-      const current = this.listeners.get(key);
-      if (current === undefined) return;
-      current.delete(listener);
-      if (current.size === 0) this.listeners.delete(key);
-    };
+    return this.listeners.add(stateKey(ref.tenant, ref.topic), listener);
   }
 
   /**
@@ -493,15 +482,7 @@ export class EmbeddedEventLog implements EventLog {
   }
 
   private notify(ref: TopicRef, events: readonly StoredEvent[], epoch: string): void {
-    const set = this.listeners.get(stateKey(ref.tenant, ref.topic));
-    if (set === undefined) return;
-    for (const listener of set) {
-      try {
-        listener(events, epoch);
-      } catch {
-        // A listener's failure is its own; the append already succeeded.
-      }
-    }
+    this.listeners.emit(stateKey(ref.tenant, ref.topic), events, epoch);
   }
 }
 
