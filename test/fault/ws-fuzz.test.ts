@@ -206,7 +206,11 @@ function params(rng: Rng, method: string, tokens: Tokens, hostile: boolean): unk
       field("data", () => jsonValue(rng, 3), 0.2);
       field("name", () => randomText(rng, 30), 0.2);
       field("version", () => randomText(rng, 10), 0.2);
-      field("subs", () => ({ [String(channel(rng))]: { recover: true, offset: rng.int(-5, 50) } }), 0.1);
+      field("subs", () => {
+        // A weird channel may be an object whose own `toString` is not a function: no String().
+        const c = channel(rng);
+        return { [typeof c === "string" ? c : JSON.stringify(c) ?? "undefined"]: { recover: true, offset: rng.int(-5, 50) } };
+      }, 0.1);
       break;
     case "subscribe":
       if (hostile) field("channel", () => channel(rng), 0.95);

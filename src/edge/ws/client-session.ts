@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
 import type { Broker, EphemeralEvent, EventLog } from "../../engine/engine.ts";
 import { BatonError, isBatonError } from "../../errors/baton-error.ts";
 import type { Logger } from "../../observability/logger.ts";
-import type { Json, Retention, TopicRef } from "../../streams/event.ts";
+import type { Json, Retention, StoredEvent, TopicRef } from "../../streams/event.ts";
 import { newEventId } from "../../streams/ids.ts";
 import { isValidTopicName, personalChannel } from "../../streams/names.ts";
 import { LIMITS, nestsDeeperThan } from "../../streams/publish-request.ts";
@@ -27,7 +27,7 @@ import {
   reply,
   type CloseSpec,
   type Command,
-  type Publication,
+  unsubscribePush,
 } from "./protocol.ts";
 import { ephemeralPublicationJson, publicationJson } from "./publications.ts";
 
@@ -140,7 +140,9 @@ export class ClientSession {
     for (const line of lines) {
       if (line.kind === "command") {
         const command = line.command;
-        this.chain = this.chain.then(() => this.handle(command)).catch((err: unknown) => {
+        // A client that does not read its replies does not get more commands served: the next
+        // one waits until the send buffer drains (or the slow timeout closes the socket).
+        this.chain = this.chain.then(() => this.drained()).then(() => this.handle(command)).catch((err: unknown) => {
           this.s.logger.error({ err, session: this.id }, "session command failed");
           this.close(CloseCodes.INTERNAL);
         });
@@ -237,10 +239,10 @@ export class ClientSession {
     const subs: Record<string, unknown> = {};
     const started: (() => void)[] = [];
     for (const channel of new Set(wanted)) {
-      const opened = await this.openSubscription(principal, channel, typeof asked === "object" && asked !== null ? (asked[channel] ?? {}) : {});
+      const opened = await this.openSubscription(principal, channel, typeof asked === "object" && asked !== null ? (asked[channel] ?? {}) : {}, true);
       if (this.closed) return;
       if (opened === undefined || "error" in opened) continue;
-      subs[channel] = opened.result;
+      subs[channel] = opened.publications.length === 0 ? opened.result : { ...opened.result, publications: opened.publications.map((e) => JSON.parse(publicationJson(e)) as unknown) };
       started.push(opened.start);
     }
     this.write(
@@ -284,7 +286,7 @@ export class ClientSession {
     const opened = await this.openSubscription(principal, channel, cmd.params);
     if (opened === undefined) return;
     if ("error" in opened) return this.replyError(cmd, opened.error, opened.message, opened.temporary);
-    this.write(reply(cmd.id, "subscribe", opened.result));
+    this.write(replyWithPublications(cmd.id, "subscribe", opened.result, opened.publications));
     opened.start();
   }
 
@@ -298,7 +300,8 @@ export class ClientSession {
     principal: Principal,
     channel: string,
     p: Record<string, unknown>,
-  ): Promise<{ result: Record<string, unknown>; start: () => void } | { error: number; message: string; temporary?: boolean } | undefined> {
+    serverSide = false,
+  ): Promise<{ result: Record<string, unknown>; publications: StoredEvent[]; start: () => void } | { error: number; message: string; temporary?: boolean } | undefined> {
     const ref: TopicRef = { tenant: principal.tenant, topic: channel };
     let info = await this.s.log.describeTopic(ref);
     if (info === undefined) {
@@ -317,40 +320,52 @@ export class ClientSession {
     const offset = typeof p["offset"] === "number" && Number.isSafeInteger(p["offset"]) && p["offset"] >= 0 ? p["offset"] : 0;
     const epoch = typeof p["epoch"] === "string" ? p["epoch"] : "";
     let recoverable = recover && (epoch === "" || epoch === info.epoch) && offset <= top && offset + 1 >= info.firstSeq;
-    let publications: Publication[] = [];
+    let publications: StoredEvent[] = [];
     if (recoverable && offset < top) {
       const page = await this.s.log.read(ref, offset + 1, this.s.limits.recoveryReplyLimit);
       // Retention may have moved on between the describe and the read: then it is no recovery.
       if (page.epoch !== info.epoch || page.firstSeq > offset + 1) recoverable = false;
-      else publications = page.events.map((e) => JSON.parse(publicationJson(e)) as Publication);
+      else publications = this.withinReplyBudget(page.events);
     }
     if (this.closed || this.subs.has(channel)) return undefined;
-    if (recover && !recoverable && (Number(p["flag"]) & 2) !== 0) return { error: ReplyCodes.UNRECOVERABLE_POSITION, message: "unrecoverable position" };
+    const flag = typeof p["flag"] === "number" ? p["flag"] : 0;
+    if (recover && !recoverable && (flag & 2) !== 0) return { error: ReplyCodes.UNRECOVERABLE_POSITION, message: "unrecoverable position" };
     // Catch-up at start() reads the store from here, so events appended while this was being
     // prepared are not missed even though nothing listened yet.
     const startAt = recoverable ? offset : top;
-    const durable = new DurableSubscription(this.s.log, ref, channel, info.epoch, startAt, this.sink, () => this.dropSub(channel));
-    if (publications.length > 0) durable.markSent(publications[publications.length - 1]!.offset!);
+    const durable = new DurableSubscription(this.s.log, ref, channel, info.epoch, startAt, this.sink, () => this.lost(channel, serverSide));
+    if (publications.length > 0) durable.markSent(publications[publications.length - 1]!.seq);
     const sub: ChannelSub = { durable, offEphemeral: () => undefined };
     this.subs.set(channel, sub);
     const result: Record<string, unknown> = { recoverable: true, positioned: true, epoch: info.epoch, offset: startAt };
     if (recover) {
       result["was_recovering"] = true;
       if (recoverable) result["recovered"] = true;
-      if (publications.length > 0) result["publications"] = publications;
     }
     const start = (): void => {
       if (this.subs.get(channel) !== sub) return;
       sub.offEphemeral = this.s.broker.onEphemeral(ref, (e) => this.deliverEphemeral(channel, e));
       durable.begin();
     };
-    return { result, start };
+    return { result, publications, start };
   }
 
   private unsubscribe(cmd: Command): void {
     const channel = cmd.params["channel"];
     if (typeof channel === "string") this.dropSub(channel);
     this.write(reply(cmd.id, "unsubscribe", {}));
+  }
+
+  /**
+   * A subscription's position became unusable. A client-side one gets the `unsubscribe` push
+   * 2500, after which the client resubscribes and recovers; a server-side one cannot be
+   * resubscribed by the client, so the connection closes 3010 and the client's reconnect
+   * recovers it through connect.subs.
+   */
+  private lost(channel: string, serverSide: boolean): void {
+    this.dropSub(channel);
+    if (serverSide) this.close(CloseCodes.INSUFFICIENT_STATE);
+    else this.write(unsubscribePush(channel, 2500, "insufficient state"));
   }
 
   private dropSub(channel: string): void {
@@ -424,26 +439,44 @@ export class ClientSession {
     const since = p["since"] as { offset?: unknown; epoch?: unknown } | undefined;
     const reverse = p["reverse"] === true;
     let from: number;
+    let sinceOffset = 0;
     if (since !== undefined && since !== null) {
       if (typeof since.epoch === "string" && since.epoch !== "" && since.epoch !== info.epoch) {
         return this.replyError(cmd, ReplyCodes.UNRECOVERABLE_POSITION, "unrecoverable position");
       }
-      const sinceOffset = typeof since.offset === "number" ? since.offset : 0;
+      sinceOffset = typeof since.offset === "number" ? since.offset : 0;
       if (reverse && sinceOffset === 0) return this.replyError(cmd, ReplyCodes.BAD_REQUEST, "bad request");
       if (!reverse && sinceOffset + 1 < info.firstSeq) return this.replyError(cmd, ReplyCodes.UNRECOVERABLE_POSITION, "unrecoverable position");
       from = reverse ? Math.max(info.firstSeq, sinceOffset - limit) : sinceOffset + 1;
     } else {
       from = reverse ? Math.max(info.firstSeq, info.lastSeq - limit + 1) : info.firstSeq;
     }
-    let publications: Publication[] = [];
+    let publications: StoredEvent[] = [];
     if (limit > 0) {
       const page = await this.s.log.read(ref, from, limit);
       let events = page.events;
-      if (reverse && since !== undefined && since !== null) events = events.filter((e) => e.seq < (since.offset as number));
-      publications = events.map((e) => JSON.parse(publicationJson(e)) as Publication);
-      if (reverse) publications.reverse();
+      if (reverse && since !== undefined && since !== null) events = events.filter((e) => e.seq < sinceOffset);
+      if (reverse) events = [...events].reverse();
+      publications = this.withinReplyBudget(events);
     }
-    this.write(reply(cmd.id, "history", { publications, epoch: info.epoch, offset: info.lastSeq }));
+    this.write(replyWithPublications(cmd.id, "history", { publications: [], epoch: info.epoch, offset: info.lastSeq }, publications));
+  }
+
+  /**
+   * The leading events whose publications fit in half the send buffer (at least one): a reply
+   * can never be much larger than what a socket may have queued. Recovery sends the rest as
+   * pushes; history returns fewer publications (page on with `since`).
+   */
+  private withinReplyBudget(events: readonly StoredEvent[]): StoredEvent[] {
+    const budget = this.s.limits.bufferHighBytes / 2;
+    let bytes = 0;
+    let n = 0;
+    for (const e of events) {
+      bytes += publicationJson(e).length;
+      if (n > 0 && bytes > budget) break;
+      n++;
+    }
+    return events.slice(0, n);
   }
 
   private deliverEphemeral(channel: string, event: EphemeralEvent): void {
@@ -528,4 +561,16 @@ function failureOutcome(err: unknown): { error: number; message: string; tempora
     default:
       return { error: ReplyCodes.BAD_REQUEST, message: `bad request: ${err.message}` };
   }
+}
+
+const PUBLICATIONS_MARK = "__baton_publications__";
+
+/**
+ * A reply whose `publications` are spliced in as their already-serialised JSON (the strings
+ * pushes share), instead of being parsed and serialised again.
+ */
+function replyWithPublications(id: number, method: string, result: Record<string, unknown>, events: readonly StoredEvent[]): string {
+  if (events.length === 0) return reply(id, method, result);
+  const json = JSON.stringify({ ...result, publications: PUBLICATIONS_MARK });
+  return `{"id":${id},"${method}":${json.replace(`"${PUBLICATIONS_MARK}"`, () => `[${events.map(publicationJson).join(",")}]`)}}`;
 }

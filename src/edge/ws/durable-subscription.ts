@@ -13,7 +13,7 @@
  */
 import type { EventLog } from "../../engine/engine.ts";
 import type { StoredEvent, TopicRef } from "../../streams/event.ts";
-import { pubPush, unsubscribePush } from "./protocol.ts";
+import { pubPush } from "./protocol.ts";
 import { publicationJson } from "./publications.ts";
 
 export interface SubscriptionSink {
@@ -24,8 +24,6 @@ export interface SubscriptionSink {
   readonly closed: boolean;
 }
 
-/** Centrifugo unsubscribe code 2500: insufficient state; the client resubscribes and recovers. */
-const INSUFFICIENT_STATE = 2500;
 const READ_PAGE = 200;
 
 export class DurableSubscription {
@@ -43,7 +41,8 @@ export class DurableSubscription {
 
   /**
    * Starts listening at once; nothing is sent until `begin()` (after the subscribe reply).
-   * `onLost` is called when the position became unusable and the client was told to resubscribe.
+   * `onLost` is called (once, after the subscription closed) when its position became unusable:
+   * the history it still needed is gone or the topic was recreated. The session tells the client.
    */
   constructor(log: EventLog, ref: TopicRef, channel: string, epoch: string, lastSent: number, sink: SubscriptionSink, onLost: () => void) {
     this.onLost = onLost;
@@ -135,10 +134,8 @@ export class DurableSubscription {
     return this.mode === "closed" || this.sink.closed;
   }
 
-  /** Tells the client its position is unusable here; it resubscribes with recovery. */
   private lose(): void {
     if (this.isClosed()) return;
-    this.sink.send(unsubscribePush(this.channel, INSUFFICIENT_STATE, "insufficient state"));
     this.close();
     this.onLost();
   }

@@ -32,6 +32,8 @@ export const CloseCodes = {
   INTERNAL: { code: 3004, reason: "internal server error" },
   CONNECTION_EXPIRED: { code: 3005, reason: "connection expired" },
   SLOW: { code: 3008, reason: "slow" },
+  /** A server-side subscription lost its position: reconnect, and recover through connect.subs. */
+  INSUFFICIENT_STATE: { code: 3010, reason: "insufficient state" },
   NO_PONG: { code: 3012, reason: "no pong" },
   TOO_MANY_REQUESTS: { code: 3013, reason: "too many requests" },
   INVALID_TOKEN: { code: 3500, reason: "invalid token" },
