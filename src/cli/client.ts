@@ -32,6 +32,7 @@ export interface Client {
 export async function connectClient(o: ClientOptions): Promise<Client> {
   const url = (o.url ?? process.env["BATON_URL"] ?? "http://127.0.0.1:7700").replace(/\/$/, "");
   let token = o.token ?? process.env["BATON_TOKEN"];
+  let mint: (() => Promise<string>) | undefined;
   if (token === undefined) {
     const config = loadConfig({ dataDir: o.dataDir, jwtSecret: o.jwtSecret });
     let secret: string;
@@ -41,10 +42,11 @@ export async function connectClient(o: ClientOptions): Promise<Client> {
       throw new CliError("UNAUTHENTICATED", `no --token / BATON_TOKEN given and no secret found (BATON_JWT_SECRET or ${config.dataDir}/jwt-secret)`);
     }
     const tenant = o.tenant ?? process.env["BATON_TENANT"] ?? "default";
-    token = await mintToken(secret, { tenant, sub: "baton-cli", publish: [">"], subscribe: [">"], admin: true }, 5 * 60_000);
+    mint = () => mintToken(secret, { tenant, sub: "baton-cli", publish: [">"], subscribe: [">"], admin: true }, 5 * 60_000);
+    token = await mint();
   }
-  const auth = `Bearer ${token}`;
-  return {
+  let auth = `Bearer ${token}`;
+  const client: Client = {
     url,
     async request(method, path, body, headers = {}) {
       let res: Response;
@@ -61,9 +63,15 @@ export async function connectClient(o: ClientOptions): Promise<Client> {
       const parsed: unknown = text === "" ? undefined : JSON.parse(text);
       if (!res.ok) {
         const e = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
+        // A token this CLI minted itself (a long `tail`) is renewed instead of failing.
+        if (e?.code === "TOKEN_EXPIRED" && mint !== undefined) {
+          auth = `Bearer ${await mint()}`;
+          return client.request(method, path, body, headers);
+        }
         throw new CliError(e?.code ?? "INTERNAL", e?.message ?? `HTTP ${res.status}`);
       }
       return parsed;
     },
   };
+  return client;
 }

@@ -26,6 +26,11 @@ function fail(where: string, message: string): never {
   throw new BatonError("VALIDATION_FAILED", `${where}: ${message}`, { details: { field: where } });
 }
 
+function bounded(v: string, max: number, where: string): string {
+  if (v.length === 0 || v.length > max) fail(where, `must be 1-${max} characters`);
+  return v;
+}
+
 function attributeString(v: unknown, where: string): string {
   if (typeof v === "string") return v;
   if (typeof v === "number" || typeof v === "boolean") return String(v);
@@ -44,19 +49,21 @@ function toEvent(attributes: Record<string, unknown>, data: Json, where: string)
   const source = attributes["source"] as string;
   const type = attributes["type"] as string;
   if (type.length > LIMITS.typeLength) fail(`${where}.type`, `at most ${LIMITS.typeLength} characters`);
-  const idempotencyKey = `${source} ${id}`;
-  if (idempotencyKey.length > LIMITS.idempotencyKeyLength) fail(`${where}.id`, `source + id must be at most ${LIMITS.idempotencyKeyLength - 1} characters`);
+  // Length-prefixed so that no two (source, id) pairs share a key, and prefixed `ce:` so that they
+  // never collide with a plain idempotency key.
+  const idempotencyKey = `ce:${source.length}:${source}${id}`;
+  if (idempotencyKey.length > LIMITS.idempotencyKeyLength) fail(`${where}.id`, `source + id must be at most ${LIMITS.idempotencyKeyLength - 8} characters`);
   const headers: Record<string, string> = {};
   let event: { -readonly [K in keyof NewEvent]: NewEvent[K] } = { data, type, idempotencyKey };
   for (const [name, value] of Object.entries(attributes)) {
-    if (!ATTRIBUTE.test(name)) fail(`${where}.${name}`, "attribute names are 1-20 lower-case letters or digits");
+    if (!MAPPED.has(name) && !ATTRIBUTE.test(name)) fail(`${where}.${name}`, "attribute names are 1-20 lower-case letters or digits");
     if (value === undefined || value === null) continue;
     if (!MAPPED.has(name)) headers[`ce-${name}`] = attributeString(value, `${where}.${name}`);
   }
   const key = attributes["partitionkey"];
-  if (key !== undefined) event = { ...event, key: attributeString(key, `${where}.partitionkey`) };
+  if (key !== undefined) event = { ...event, key: bounded(attributeString(key, `${where}.partitionkey`), LIMITS.keyLength, `${where}.partitionkey`) };
   const causalId = attributes["causalid"];
-  if (causalId !== undefined) event = { ...event, causalId: attributeString(causalId, `${where}.causalid`) };
+  if (causalId !== undefined) event = { ...event, causalId: bounded(attributeString(causalId, `${where}.causalid`), LIMITS.causalIdLength, `${where}.causalid`) };
   const schemaVersion = attributes["schemaversion"];
   if (schemaVersion !== undefined) {
     const n = Number(schemaVersion);
@@ -107,7 +114,11 @@ export function fromBinary(headers: Record<string, string | string[] | undefined
   const attributes: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (!name.startsWith("ce-") || value === undefined) continue;
-    attributes[name.slice(3)] = Array.isArray(value) ? value.join(",") : decodeURIComponent(value);
+    try {
+      attributes[name.slice(3)] = Array.isArray(value) ? value.join(",") : decodeURIComponent(value);
+    } catch {
+      fail(`headers.${name}`, "is not valid percent-encoding");
+    }
   }
   let data: Json = null;
   if (body.length > 0) {

@@ -45,6 +45,8 @@ test("personal channels are matched only by #*, > or their exact name", () => {
   assert.ok(isValidPattern("#*"));
   assert.ok(isValidPattern("#bob@example.com"));
   assert.equal(personalChannel("bob@example.com"), "#bob@example.com");
-  assert.equal(personalChannel("with space"), undefined);
+  assert.equal(personalChannel("with space"), "#with%20space");
+  assert.equal(personalChannel("auth0|5f7c"), "#auth0%7C5f7c");
+  assert.equal(personalChannel("x".repeat(300)), undefined);
   assert.ok(!isValidTopicName("#alice"), "a personal channel is not a topic name for the topic API");
 });

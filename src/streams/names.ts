@@ -32,10 +32,14 @@ export function assertTopicName(name: string): string {
  * A user's personal channel: `#` + the token subject (`#alice`). Baton subscribes every
  * connection of a user to it server-side; it is stored like any topic under that name.
  */
-const PERSONAL = /^#[A-Za-z0-9_\-:@=+.]{1,199}$/;
+const PERSONAL = /^#[A-Za-z0-9_\-:@=+.%]{1,199}$/;
 
+/**
+ * `#` + the subject, with characters outside [A-Za-z0-9_-:@=+.] percent-encoded (`auth0|5f7c`
+ * becomes `#auth0%7C5f7c`). Undefined only when the result is longer than 200 characters.
+ */
 export function personalChannel(subject: string): string | undefined {
-  const name = `#${subject}`;
+  const name = `#${subject.replace(/[^A-Za-z0-9_\-:@=+.]/gu, (c) => encodeURIComponent(c).replace(/[!'()*]/g, (x) => `%${x.charCodeAt(0).toString(16).toUpperCase()}`))}`;
   return PERSONAL.test(name) ? name : undefined;
 }
 

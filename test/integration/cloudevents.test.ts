@@ -83,3 +83,20 @@ test("a CloudEvent missing a required attribute is refused with the attribute na
   assert.equal(res.status, 400);
   assert.match(body.error.message, /source/);
 });
+
+test("structured mode with data_base64 stores the binary data; bad percent-encoding in binary mode is a 400", async () => {
+  const res = await fetch(sink("ce.b64"), {
+    method: "POST",
+    headers: { authorization: `Bearer ${jwt}`, "content-type": "application/cloudevents+json" },
+    body: JSON.stringify({ specversion: "1.0", id: "b1", source: "/bin", type: "blob", data_base64: Buffer.from([1, 2, 3]).toString("base64") }),
+  });
+  assert.equal(res.status, 201);
+  assert.deepEqual((await readAll("ce.b64"))[0].data, { base64: "AQID" });
+  const bad = await fetch(sink("ce.b64"), {
+    method: "POST",
+    headers: { authorization: `Bearer ${jwt}`, "content-type": "application/json", "ce-specversion": "1.0", "ce-id": "%E0%A4%A", "ce-source": "/x", "ce-type": "t" },
+    body: "{}",
+  });
+  assert.equal(bad.status, 400);
+  assert.equal(((await bad.json()) as any).error.code, "VALIDATION_FAILED");
+});

@@ -532,7 +532,9 @@ export class ClientSession {
     clearTimeout(this.expiryTimer);
     if (principal.expiresAt === undefined) return;
     const delay = Math.max(0, principal.expiresAt - Date.now()) + this.s.limits.expiryGraceMs;
-    this.expiryTimer = setTimeout(() => this.close(CloseCodes.CONNECTION_EXPIRED), Math.min(delay, 2 ** 31 - 1));
+    // setTimeout holds at most ~24.8 days: a longer-lived token re-arms when that passes.
+    const MAX_TIMER = 2 ** 31 - 1;
+    this.expiryTimer = setTimeout(() => (delay > MAX_TIMER ? this.armExpiry(principal) : this.close(CloseCodes.CONNECTION_EXPIRED)), Math.min(delay, MAX_TIMER));
   }
 
   private startLiveness(): void {

@@ -86,6 +86,7 @@ export class EmbeddedEventLog implements EventLog {
   private readonly listeners = new ListenerSets<Parameters<AppendListener>>();
   private readonly states = new Map<string, TopicState>();
   private readonly pendingKeys = new Map<string, PendingKey>();
+  private readonly deletesRunning = new Set<string>();
   private pendingEvents = 0;
   private closed = false;
   private failure: unknown = undefined;
@@ -107,6 +108,17 @@ export class EmbeddedEventLog implements EventLog {
     }
     const now = this.now();
     const state = this.writableState(ref, options.autoCreate, now);
+    const { tenant, topic } = ref;
+    try {
+      return await this.appendTo(state, ref, events, now);
+    } catch (err) {
+      // A topic auto-created by an append that failed before writing anything does not exist.
+      if (!state.persisted && state.inflight === 0) this.states.delete(stateKey(tenant, topic));
+      throw err;
+    }
+  }
+
+  private async appendTo(state: TopicState, ref: TopicRef, events: readonly NewEvent[], now: number): Promise<Appended[]> {
     const { tenant, topic } = ref;
 
     // Phase 1 may throw (encoding) and so changes nothing.
@@ -267,25 +279,53 @@ export class EmbeddedEventLog implements EventLog {
     this.assertWritable();
     const state = this.loadState(ref, true);
     if (state === undefined || state.record.deleting) return false;
-    const { tenant, topic } = ref;
     state.record.deleting = true;
-    await this.track(state, this.db.topics.put([tenant, topic], { ...state.record }));
-    // History goes in bounded chunks so a huge topic never holds the writer for long.
-    for (;;) {
-      let last: WritePromise | undefined;
-      for (const k of this.db.events.getKeys({ start: [tenant, topic, 0], end: [tenant, topic, MAX_SEQ], limit: DELETE_CHUNK })) {
-        last = this.db.events.remove(k);
-      }
-      for (const { key: k, value } of this.db.dedup.getRange({ start: [tenant, topic, ""], end: [tenant, topic, HIGH], limit: DELETE_CHUNK })) {
-        last = this.db.dedup.remove(k);
-        void this.db.dedupExpiry.remove([value.expiresAt, ...k]);
-      }
-      if (last === undefined) break;
-      await this.track(state, last);
-    }
-    await this.track(state, this.db.topics.remove([tenant, topic]));
-    this.states.delete(stateKey(tenant, topic));
+    await this.track(state, this.db.topics.put([ref.tenant, ref.topic], { ...state.record }));
+    await this.removeHistory(state);
     return true;
+  }
+
+  /**
+   * Finishes deletes that a crash interrupted (records still marked `deleting` with no delete
+   * running in this process). Called by the sweeper.
+   */
+  async resumeDeletes(): Promise<void> {
+    if (this.closed || this.failure !== undefined) return;
+    for (const { key, value } of this.db.topics.getRange({})) {
+      if (!value.deleting || this.deletesRunning.has(stateKey(key[0], key[1]))) continue;
+      const state = this.loadState({ tenant: key[0], topic: key[1] }, false);
+      if (state !== undefined) await this.removeHistory(state);
+    }
+  }
+
+  /** Removes a topic's events, idempotency keys and record, in bounded chunks. */
+  private async removeHistory(state: TopicState): Promise<void> {
+    const { tenant, topic } = state;
+    const name = stateKey(tenant, topic);
+    if (this.deletesRunning.has(name)) return;
+    this.deletesRunning.add(name);
+    try {
+      // Bounded chunks, so a huge topic never holds the writer (and publishes) for long.
+      for (;;) {
+        let last: WritePromise | undefined;
+        for (const k of this.db.events.getKeys({ start: [tenant, topic, 0], end: [tenant, topic, MAX_SEQ], limit: DELETE_CHUNK })) {
+          last = this.db.events.remove(k);
+        }
+        // No upper bound on the key: an idempotency key may sort after any fixed string.
+        let n = 0;
+        for (const { key: k, value } of this.db.dedup.getRange({ start: [tenant, topic, ""] })) {
+          if (k[0] !== tenant || k[1] !== topic || n++ >= DELETE_CHUNK) break;
+          last = this.db.dedup.remove(k);
+          void this.db.dedupExpiry.remove([value.expiresAt, ...k]);
+        }
+        if (last === undefined) break;
+        await this.track(state, last);
+      }
+      await this.track(state, this.db.topics.remove([tenant, topic]));
+      this.states.delete(name);
+    } finally {
+      this.deletesRunning.delete(name);
+    }
   }
 
   onAppend(ref: TopicRef, listener: AppendListener): () => void {
@@ -342,6 +382,9 @@ export class EmbeddedEventLog implements EventLog {
 
   /** Writes the records of topics whose position moved since their record was last written. */
   async flushPositions(): Promise<void> {
+    // After a failed write, a position may be ahead of what is stored: writing it would leave a
+    // hole after restart. Positions are recounted from the events on the next start instead.
+    if (this.failure !== undefined) return;
     let last: WritePromise | undefined;
     for (const state of this.states.values()) {
       if (!state.dirty || state.record.deleting) continue;

@@ -39,7 +39,8 @@ type EventTuple = [
   expiresAt: number | null,
 ];
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+// variableMapSize: objects with 65,536+ keys encode instead of throwing.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
 
 export function encodeEvent(e: Omit<StoredEvent, "tenant" | "topic" | "seq">): Buffer {
   const tuple: EventTuple = [

@@ -38,6 +38,7 @@ export class RetentionSweeper {
   private timer: NodeJS.Timeout | undefined;
   private cursor: [string, string] | undefined;
   private running: Promise<void> | undefined;
+  private deletesResumed = false;
   private readonly now: () => number;
   private readonly db: EmbeddedDbs;
   private readonly log: EmbeddedEventLog;
@@ -74,6 +75,11 @@ export class RetentionSweeper {
   /** One pass: a slice of topics plus expired idempotency keys. Returns records removed. */
   async pass(): Promise<number> {
     await this.log.flushPositions();
+    if (!this.deletesResumed) {
+      // Once per start: deletes a crash interrupted (a full scan of the topic records).
+      await this.log.resumeDeletes();
+      this.deletesResumed = true;
+    }
     let removed = 0;
     for (;;) {
       const n = await this.log.reclaimKeys(this.options.deletesPerTxn);
