@@ -29,7 +29,7 @@ function clientOptions(cmd: Command): Command {
 
 program
   .command("start")
-  .description("serve the HTTP API (and, later, WebSocket) on one port")
+  .description("serve the HTTP API and the WebSocket endpoint on one port")
   .option("-p, --port <port>", "port (env BATON_PORT, default 7700)")
   .option("--host <host>", "interface (env BATON_HOST, default 0.0.0.0)")
   .option("-d, --data-dir <dir>", "embedded engine directory (env BATON_DATA_DIR, default ./data)")

@@ -83,7 +83,3 @@ export const ErrorCodes = {
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ErrorCodes;
-
-export function isErrorCode(value: string): value is ErrorCode {
-  return Object.hasOwn(ErrorCodes, value);
-}

@@ -46,40 +46,6 @@ export const CloseCodes = {
 
 export type CloseSpec = (typeof CloseCodes)[keyof typeof CloseCodes];
 
-export interface ConnectRequest {
-  token?: string;
-  data?: unknown;
-  name?: string;
-  version?: string;
-  subs?: Record<string, SubscribeRequest>;
-}
-
-export interface SubscribeRequest {
-  channel?: string;
-  recover?: boolean;
-  offset?: number;
-  epoch?: string;
-  flag?: number;
-  recoverable?: boolean;
-  positioned?: boolean;
-}
-
-export interface PublishRequest {
-  channel?: string;
-  data?: unknown;
-  /** Baton extension: idempotency key of a durable publish. */
-  idempotency_key?: string;
-  /** Baton extension: publish on the fast path (not stored, no offset). */
-  ephemeral?: boolean;
-}
-
-export interface HistoryRequest {
-  channel?: string;
-  limit?: number;
-  since?: { offset?: number; epoch?: string };
-  reverse?: boolean;
-}
-
 /** One decoded command. `method` is the first method field present. */
 export interface Command {
   readonly id: number;
@@ -174,9 +140,3 @@ export function messagePush(dataJson: string): string {
 export function unsubscribePush(channel: string, code: number, reason: string): string {
   return JSON.stringify({ push: { channel, unsubscribe: { code, reason } } });
 }
-
-export function subscribePush(channel: string, result: unknown): string {
-  return JSON.stringify({ push: { channel, subscribe: result } });
-}
-
-export const PING = "{}";

@@ -6,7 +6,10 @@
 import { Packr } from "msgpackr";
 import type { Json, Retention, StoredEvent, TopicInfo } from "../../streams/event.ts";
 
-/** Per-topic record, the source of truth for sequences; only changed inside write transactions. */
+/**
+ * Per-topic record: epoch, retention and counters. Written with a topic's first events and then
+ * periodically; the stored events are the truth for `lastSeq` (see EmbeddedEventLog.loadState).
+ */
 export interface TopicRecord {
   epoch: string;
   firstSeq: number;
