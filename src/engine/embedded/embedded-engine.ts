@@ -20,6 +20,8 @@ export interface EmbeddedEngineOptions {
   readonly defaultRetention: Retention;
   /** Default 100_000 events. */
   readonly maxPendingEvents?: number;
+  /** Default 256 MiB of encoded events. */
+  readonly maxPendingBytes?: number;
   /** Pause between retention passes, ms. Default 1000. */
   readonly sweepIntervalMs?: number;
   readonly now?: () => number;
@@ -44,6 +46,7 @@ export class EmbeddedEngine implements Engine {
       dedupWindowMs: options.dedupWindowMs,
       defaultRetention: options.defaultRetention,
       maxPendingEvents: options.maxPendingEvents ?? 100_000,
+      maxPendingBytes: options.maxPendingBytes ?? 256 * 1024 * 1024,
       now,
       ...(options.onFailure === undefined ? {} : { onFailure: options.onFailure }),
     });

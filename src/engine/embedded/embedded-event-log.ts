@@ -35,6 +35,8 @@ export interface EmbeddedLogOptions {
   readonly defaultRetention: Retention;
   /** Events accepted but not yet durable before appends are refused with OVERLOADED. */
   readonly maxPendingEvents: number;
+  /** Encoded bytes accepted but not yet durable before appends are refused with OVERLOADED. */
+  readonly maxPendingBytes: number;
   readonly now?: () => number;
   /** Called once when a write fails and the log stops accepting writes. */
   readonly onFailure?: (err: unknown) => void;
@@ -88,6 +90,9 @@ export class EmbeddedEventLog implements EventLog {
   private readonly pendingKeys = new Map<string, PendingKey>();
   private readonly deletesRunning = new Set<string>();
   private pendingEvents = 0;
+  private pendingBytes = 0;
+  /** Per tenant: [events, bytes] not yet durable. One tenant may hold at most half of either budget. */
+  private readonly pendingByTenant = new Map<string, [number, number]>();
   private closed = false;
   private failure: unknown = undefined;
   private readonly now: () => number;
@@ -103,9 +108,7 @@ export class EmbeddedEventLog implements EventLog {
   async append(ref: TopicRef, events: readonly NewEvent[], options: AppendOptions): Promise<Appended[]> {
     this.assertWritable();
     if (events.length === 0) return [];
-    if (this.pendingEvents + events.length > this.options.maxPendingEvents) {
-      throw new BatonError("OVERLOADED", "too many writes waiting for the disk; retry shortly", { retryAfterMs: 100 });
-    }
+    this.assertBudget(ref.tenant, events.length, 0);
     const now = this.now();
     const state = this.writableState(ref, options.autoCreate, now);
     const { tenant, topic } = ref;
@@ -165,6 +168,7 @@ export class EmbeddedEventLog implements EventLog {
     }
 
     if (stored.length > 0) {
+      this.assertBudget(tenant, stored.length, bytes);
       // Phase 2: update the position and issue every write in this same turn (one transaction).
       const record = state.record;
       record.lastSeq = seq;
@@ -190,11 +194,11 @@ export class EmbeddedEventLog implements EventLog {
         this.pendingKeys.set(name, { appended, durable });
         return name;
       });
-      this.pendingEvents += stored.length;
+      this.charge(tenant, stored.length, bytes);
       try {
         await durable;
       } finally {
-        this.pendingEvents -= stored.length;
+        this.charge(tenant, -stored.length, -bytes);
         for (const name of keyNames) this.pendingKeys.delete(name);
       }
       if (seq > state.durableSeq) state.durableSeq = seq;
@@ -424,6 +428,34 @@ export class EmbeddedEventLog implements EventLog {
   /** Waits until every write issued so far is durable (or failed). */
   async settle(): Promise<void> {
     await Promise.allSettled([...this.states.values()].map((s) => s.lastWrite));
+  }
+
+  /**
+   * Bounded write queue: OVERLOADED when the node's pending events or bytes would pass their
+   * budget, or when this tenant would hold more than half of either, so one hot tenant can
+   * slow only itself.
+   */
+  private assertBudget(tenant: string, events: number, bytes: number): void {
+    const [tenantEvents, tenantBytes] = this.pendingByTenant.get(tenant) ?? [0, 0];
+    const { maxPendingEvents, maxPendingBytes } = this.options;
+    if (
+      this.pendingEvents + events > maxPendingEvents ||
+      this.pendingBytes + bytes > maxPendingBytes ||
+      tenantEvents + events > maxPendingEvents / 2 ||
+      tenantBytes + bytes > maxPendingBytes / 2
+    ) {
+      throw new BatonError("OVERLOADED", "too many writes waiting for the disk; retry shortly", { retryAfterMs: 100 });
+    }
+  }
+
+  private charge(tenant: string, events: number, bytes: number): void {
+    this.pendingEvents += events;
+    this.pendingBytes += bytes;
+    const t = this.pendingByTenant.get(tenant) ?? [0, 0];
+    t[0] += events;
+    t[1] += bytes;
+    if (t[0] === 0) this.pendingByTenant.delete(tenant);
+    else this.pendingByTenant.set(tenant, t);
   }
 
   private assertWritable(): void {

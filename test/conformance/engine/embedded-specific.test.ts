@@ -66,3 +66,19 @@ test("an object with 70,000 keys is stored and read back", async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("one tenant cannot take more than half of the write queue; others still write", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "baton-budget-"));
+  const engine = EmbeddedEngine.open({ dataDir: dir, dedupWindowMs: 60_000, defaultRetention: RETENTION, sweepIntervalMs: 3_600_000, maxPendingEvents: 100 });
+  try {
+    const hot = Array.from({ length: 80 }, () => engine.log.append({ tenant: "hot", topic: "t" }, [{ data: 1 }], { autoCreate: true }).then(() => "ok", (e: { code?: string }) => e.code));
+    const quiet = await engine.log.append({ tenant: "quiet", topic: "t" }, [{ data: 1 }], { autoCreate: true });
+    const outcomes = await Promise.all(hot);
+    assert.equal(quiet[0]!.seq, 1, "the quiet tenant is served while the hot one is refused");
+    assert.ok(outcomes.filter((o) => o === "OVERLOADED").length >= 30, `hot tenant outcomes: ${outcomes.join(",")}`);
+    assert.ok(outcomes.filter((o) => o === "ok").length <= 50);
+  } finally {
+    await engine.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
