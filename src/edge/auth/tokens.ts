@@ -51,7 +51,12 @@ export class TokenVerifier {
   async verify(token: string): Promise<Principal> {
     const cached = this.cache.get(token);
     if (cached !== undefined) {
-      if (cached.expiresAt === undefined || cached.expiresAt > this.now()) return cached;
+      if (cached.expiresAt === undefined || cached.expiresAt > this.now()) {
+        // Least recently used goes first: move a hit to the end.
+        this.cache.delete(token);
+        this.cache.set(token, cached);
+        return cached;
+      }
       this.cache.delete(token);
       throw new BatonError("TOKEN_EXPIRED", "the token has expired");
     }

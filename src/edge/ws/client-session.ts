@@ -33,7 +33,8 @@ import { ephemeralPublicationJson, publicationJson } from "./publications.ts";
 
 /** The socket as the session sees it. */
 export interface SessionTransport {
-  send(frame: string): void;
+  /** A text frame (a Buffer holds UTF-8 text, shared across sockets). */
+  send(frame: string | Buffer): void;
   /** Bytes queued for the socket and not yet written. */
   readonly bufferedAmount: number;
   close(spec: CloseSpec): void;
@@ -487,7 +488,7 @@ export class ClientSession {
    * Queues a frame. Returns false when the buffer is over its high-water mark. `droppable`
    * frames (ephemeral traffic) are dropped instead of queued when over the mark.
    */
-  private write(frame: string, droppable = false): boolean {
+  private write(frame: string | Buffer, droppable = false): boolean {
     if (this.closed || !this.transport.open) return false;
     const over = this.transport.bufferedAmount >= this.s.limits.bufferHighBytes;
     if (over) {

@@ -13,12 +13,11 @@
  */
 import type { EventLog } from "../../engine/engine.ts";
 import type { StoredEvent, TopicRef } from "../../streams/event.ts";
-import { pubPush } from "./protocol.ts";
-import { publicationJson } from "./publications.ts";
+import { publicationFrame } from "./publications.ts";
 
 export interface SubscriptionSink {
   /** Queues a frame; false when the connection's buffer is over its high-water mark. */
-  send(frame: string): boolean;
+  send(frame: string | Buffer): boolean;
   /** Resolves once the buffer is below its low-water mark (or the connection is gone). */
   drained(): Promise<void>;
   readonly closed: boolean;
@@ -88,7 +87,7 @@ export class DurableSubscription {
       }
       this.lastSent = e.seq;
       if (e.expiresAt !== undefined && e.expiresAt <= Date.now()) continue;
-      if (!this.sink.send(pubPush(this.channel, publicationJson(e)))) {
+      if (!this.sink.send(publicationFrame(e))) {
         void this.catchUp();
         return;
       }
@@ -113,7 +112,7 @@ export class DurableSubscription {
         let full = false;
         for (const e of page.events) {
           if (e.seq <= this.lastSent) continue;
-          full = !this.sink.send(pubPush(this.channel, publicationJson(e)));
+          full = !this.sink.send(publicationFrame(e));
           this.lastSent = e.seq;
           if (full) break;
         }

@@ -43,6 +43,21 @@ export function publicationJson(e: StoredEvent): string {
   return json;
 }
 
+const frames = new WeakMap<object, Buffer>();
+
+/**
+ * The whole `pub` push frame of a durable event on its own topic, as UTF-8 bytes, built once and
+ * written as-is to every subscribed socket (ws then skips encoding a string per socket).
+ */
+export function publicationFrame(e: StoredEvent): Buffer {
+  let frame = frames.get(e);
+  if (frame === undefined) {
+    frame = Buffer.from(`{"push":{"channel":${JSON.stringify(e.topic)},"pub":${publicationJson(e)}}}`);
+    frames.set(e, frame);
+  }
+  return frame;
+}
+
 /** An ephemeral event: no offset, so the client's stream position does not move. */
 export function ephemeralPublicationJson(e: EphemeralEvent): string {
   let json = cache.get(e);

@@ -85,7 +85,7 @@ export class WsGateway {
     }
     const session = new ClientSession(
       {
-        send: (frame) => ws.send(frame),
+        send: (frame) => ws.send(frame, { binary: false }),
         get bufferedAmount() {
           return ws.bufferedAmount;
         },
