@@ -26,7 +26,7 @@ import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, release } from "node:os";
 import { join } from "node:path";
 import type { FanoutClientsConfig, FanoutClientsResult, Phase, RampResult, ServerKind, SteadyResult, StormResult } from "./fanout-clients.ts";
-import { freePort, killEverything, removeDir, ROOT, startChild, tempDir, waitQuiet, waitReady, type Child } from "./lib.ts";
+import { freePort, guardRun, removeDir, ROOT, startChild, tempDir, waitQuiet, waitReady, type Child } from "./lib.ts";
 
 const SIZES = (process.env["BENCH_FANOUT_SIZES"] ?? "1000,10000").split(",").map(Number);
 const STEP_S = Number(process.env["BENCH_FANOUT_STEP_S"] ?? 2);
@@ -338,18 +338,7 @@ async function heap(args: string[]): Promise<void> {
   console.log(diff.output());
 }
 
-// However the run ends, no server or generator outlives it and no temp dir is left behind.
-process.on("exit", killEverything);
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    killEverything();
-    process.exit(130);
-  });
-}
-setTimeout(() => {
-  console.error(`bench:fanout: over ${RUN_LIMIT_MS / 1000} s, giving up`);
-  process.exit(1);
-}, RUN_LIMIT_MS).unref();
+guardRun("bench:fanout", RUN_LIMIT_MS);
 
 const argv = process.argv.slice(2);
 (argv[0] === "--profile" ? profile(argv.slice(1)) : argv[0] === "--heap" ? heap(argv.slice(1)) : main()).then(

@@ -245,3 +245,21 @@ export async function waitQuiet(limitMs: number, busyPct = 15): Promise<number> 
     if (!(pct > busyPct) || performance.now() - start > limitMs) return performance.now() - start;
   }
 }
+
+/**
+ * However a benchmark run ends, no server or generator outlives it and no temp dir is left
+ * behind; a run that passes `limitMs` gives up.
+ */
+export function guardRun(name: string, limitMs: number): void {
+  process.on("exit", killEverything);
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      killEverything();
+      process.exit(130);
+    });
+  }
+  setTimeout(() => {
+    console.error(`${name}: over ${limitMs / 1000} s, giving up`);
+    process.exit(1);
+  }, limitMs).unref();
+}

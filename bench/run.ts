@@ -12,9 +12,9 @@ import { join } from "node:path";
 import { mintToken } from "../src/edge/auth/tokens.ts";
 import type { InprocConfig } from "./inproc.ts";
 import {
+  guardRun,
   EVENT_DATA,
   freePort,
-  killEverything,
   removeDir,
   ROOT,
   runJsonChild,
@@ -223,18 +223,7 @@ async function main(): Promise<void> {
   console.log(`\nresults: ${file}`);
 }
 
-// However the run ends, no server or generator outlives it and no temp dir is left behind.
-process.on("exit", killEverything);
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    killEverything();
-    process.exit(130);
-  });
-}
-setTimeout(() => {
-  console.error(`bench: over ${RUN_LIMIT_MS / 1000} s, giving up`);
-  process.exit(1);
-}, RUN_LIMIT_MS).unref();
+guardRun("bench", RUN_LIMIT_MS);
 
 main().then(
   () => process.exit(0),

@@ -10,38 +10,16 @@
  *
  * Usage: node bench/socketio-server.ts PORT
  */
-import { createServer } from "node:http";
 import { Server } from "socket.io";
+import { peerPublishServer } from "./peer-publish.ts";
 
 const port = Number(process.argv[2]);
 const ROOM = process.env["BENCH_ROOM"] ?? "room.1";
-let seq = 0;
 
-const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
-  if ((req.url ?? "").startsWith("/socket.io/")) return; // engine.io answers these
-  const chunks: Buffer[] = [];
-  req.on("data", (c: Buffer) => chunks.push(c));
-  req.on("end", () => {
-    if (req.method !== "POST") {
-      res.writeHead(200, { "content-length": 2 }).end("ok");
-      return;
-    }
-    let body: { data?: unknown };
-    try {
-      body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { data?: unknown };
-    } catch {
-      res.writeHead(400, { "content-length": 0 }).end();
-      return;
-    }
-    const room = (req.url ?? "").split("/")[3] ?? "";
-    const n = ++seq;
-    const id = `evt_${String(n).padStart(26, "0")}`;
-    io.to(room).emit("pub", { data: body.data, offset: n, tags: { id, time: new Date().toISOString() } });
-    const ack = JSON.stringify({ id, seq: n });
-    res.writeHead(202, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(ack) });
-    res.end(ack);
-  });
-});
+const server = peerPublishServer(
+  (room, data, offset, id) => io.to(room).emit("pub", { data, offset, tags: { id, time: new Date().toISOString() } }),
+  (url) => url.startsWith("/socket.io/"), // engine.io answers these
+);
 
 const io = new Server(server, { transports: ["websocket"], perMessageDeflate: false, serveClient: false });
 io.on("connection", (socket) => {

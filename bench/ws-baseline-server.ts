@@ -10,8 +10,8 @@
  *
  * Usage: node bench/ws-baseline-server.ts PORT
  */
-import { createServer } from "node:http";
 import { WebSocketServer, type WebSocket } from "ws";
+import { peerPublishServer } from "./peer-publish.ts";
 
 const port = Number(process.argv[2]);
 /**
@@ -21,38 +21,16 @@ const port = Number(process.argv[2]);
  */
 const STRING_FRAMES = process.env["BENCH_WS_FRAME"] === "string";
 const clients = new Set<WebSocket>();
-let seq = 0;
 
-const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
-  const chunks: Buffer[] = [];
-  req.on("data", (c: Buffer) => chunks.push(c));
-  req.on("end", () => {
-    if (req.method !== "POST") {
-      res.writeHead(200, { "content-length": 2 }).end("ok");
-      return;
-    }
-    let body: { data?: unknown };
-    try {
-      body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { data?: unknown };
-    } catch {
-      res.writeHead(400, { "content-length": 0 }).end();
-      return;
-    }
-    const topic = (req.url ?? "").split("/")[3] ?? "";
-    const n = ++seq;
-    const id = `evt_${String(n).padStart(26, "0")}`;
-    const pub = JSON.stringify({ data: body.data, offset: n, tags: { id, time: new Date().toISOString() } });
-    if (STRING_FRAMES) {
-      // Diagnostic variant: a string built per socket, as Baton's gateway does.
-      for (const ws of clients) ws.send(`{"push":{"channel":${JSON.stringify(topic)},"pub":${pub}}}`);
-    } else {
-      const frame = Buffer.from(`{"push":{"channel":${JSON.stringify(topic)},"pub":${pub}}}`);
-      for (const ws of clients) ws.send(frame, { binary: false });
-    }
-    const ack = JSON.stringify({ id, seq: n });
-    res.writeHead(202, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(ack) });
-    res.end(ack);
-  });
+const server = peerPublishServer((topic, data, offset, id) => {
+  const pub = JSON.stringify({ data, offset, tags: { id, time: new Date().toISOString() } });
+  if (STRING_FRAMES) {
+    // Diagnostic variant: a string built per socket, which ws encodes on every send.
+    for (const ws of clients) ws.send(`{"push":{"channel":${JSON.stringify(topic)},"pub":${pub}}}`);
+  } else {
+    const frame = Buffer.from(`{"push":{"channel":${JSON.stringify(topic)},"pub":${pub}}}`);
+    for (const ws of clients) ws.send(frame, { binary: false });
+  }
 });
 
 const wss = new WebSocketServer({ server, path: "/connection/websocket", perMessageDeflate: false });
