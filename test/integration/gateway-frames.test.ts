@@ -222,3 +222,15 @@ test("limits: one subscription past BATON_WS_MAX_SUBSCRIPTIONS gets 106; one soc
     await small.destroy();
   }
 });
+
+test("history with a wild since offset answers at once (107 for non-integers, an empty page past the top)", async () => {
+  const s = await connected({ tenant: "acme", sub: "h2", subscribe: ["frames.>"] });
+  await api(baton.url, await token({ tenant: "acme", sub: "b" }), "POST", "/v1/topics/frames.wild/events", { data: 1 });
+  s.send(JSON.stringify({ id: 2, history: { channel: "frames.wild", limit: 10, reverse: true, since: { offset: 1e21 } } }));
+  s.send(JSON.stringify({ id: 3, history: { channel: "frames.wild", limit: 10, reverse: true, since: { offset: 9007199254740991 } } }));
+  s.send(JSON.stringify({ id: 4, history: { channel: "frames.wild", limit: 10, since: { offset: 9007199254740990 } } }));
+  assert.equal((await s.reply(2)).error.code, 107);
+  assert.deepEqual((await s.reply(3)).history.publications.map((p: { data: number }) => p.data), [1]);
+  assert.deepEqual((await s.reply(4)).history.publications, []);
+  s.close();
+});

@@ -9,7 +9,7 @@ import { randomUUID } from "node:crypto";
 import type { Broker, EphemeralEvent, EventLog } from "../../engine/engine.ts";
 import { BatonError, isBatonError } from "../../errors/baton-error.ts";
 import type { Logger } from "../../observability/logger.ts";
-import type { Json, Retention, StoredEvent, TopicRef } from "../../streams/event.ts";
+import type { Json, ReadPage, Retention, StoredEvent, TopicRef } from "../../streams/event.ts";
 import { newEventId } from "../../streams/ids.ts";
 import { isValidTopicName, personalChannel } from "../../streams/names.ts";
 import { LIMITS, nestsDeeperThan } from "../../streams/publish-request.ts";
@@ -323,10 +323,10 @@ export class ClientSession {
     let recoverable = recover && (epoch === "" || epoch === info.epoch) && offset <= top && offset + 1 >= info.firstSeq;
     let publications: StoredEvent[] = [];
     if (recoverable && offset < top) {
-      const page = await this.s.log.read(ref, offset + 1, this.s.limits.recoveryReplyLimit);
+      const { events, first } = await this.readBudgeted(ref, offset + 1, top, this.s.limits.recoveryReplyLimit, false);
       // Retention may have moved on between the describe and the read: then it is no recovery.
-      if (page.epoch !== info.epoch || page.firstSeq > offset + 1) recoverable = false;
-      else publications = this.withinReplyBudget(page.events);
+      if (first === undefined || first.epoch !== info.epoch || first.firstSeq > offset + 1) recoverable = false;
+      else publications = events;
     }
     if (this.closed || this.subs.has(channel)) return undefined;
     const flag = typeof p["flag"] === "number" ? p["flag"] : 0;
@@ -445,7 +445,9 @@ export class ClientSession {
       if (typeof since.epoch === "string" && since.epoch !== "" && since.epoch !== info.epoch) {
         return this.replyError(cmd, ReplyCodes.UNRECOVERABLE_POSITION, "unrecoverable position");
       }
-      sinceOffset = typeof since.offset === "number" ? since.offset : 0;
+      const rawOffset = since.offset ?? 0;
+      if (typeof rawOffset !== "number" || !Number.isSafeInteger(rawOffset) || rawOffset < 0) return this.replyError(cmd, ReplyCodes.BAD_REQUEST, "bad request: since.offset must be a non-negative integer");
+      sinceOffset = rawOffset;
       if (reverse && sinceOffset === 0) return this.replyError(cmd, ReplyCodes.BAD_REQUEST, "bad request");
       if (!reverse && sinceOffset + 1 < info.firstSeq) return this.replyError(cmd, ReplyCodes.UNRECOVERABLE_POSITION, "unrecoverable position");
       from = reverse ? Math.max(info.firstSeq, sinceOffset - limit) : sinceOffset + 1;
@@ -454,30 +456,45 @@ export class ClientSession {
     }
     let publications: StoredEvent[] = [];
     if (limit > 0) {
-      const page = await this.s.log.read(ref, from, limit);
-      let events = page.events;
-      if (reverse && since !== undefined && since !== null) events = events.filter((e) => e.seq < sinceOffset);
-      if (reverse) events = [...events].reverse();
-      publications = this.withinReplyBudget(events);
+      const upTo = reverse && since !== undefined && since !== null ? Math.min(sinceOffset - 1, info.lastSeq) : info.lastSeq;
+      publications = (await this.readBudgeted(ref, reverse ? info.firstSeq : from, upTo, limit, reverse)).events;
     }
     this.write(replyWithPublications(cmd.id, "history", { publications: [], epoch: info.epoch, offset: info.lastSeq }, publications));
   }
 
   /**
-   * The leading events whose publications fit in half the send buffer (at least one): a reply
-   * can never be much larger than what a socket may have queued. Recovery sends the rest as
-   * pushes; history returns fewer publications (page on with `since`).
+   * Up to `limit` events in [from, to] (oldest first, or newest first when `reverse`) whose
+   * publications fit in half the send buffer (at least one), read in small pages so a reply
+   * never costs much more than what a socket may have queued. Recovery sends the rest as
+   * pushes; history returns fewer publications (page on with `since`). `first` is the first
+   * page read, for its epoch and firstSeq.
    */
-  private withinReplyBudget(events: readonly StoredEvent[]): StoredEvent[] {
+  private async readBudgeted(ref: TopicRef, from: number, to: number, limit: number, reverse: boolean): Promise<{ events: StoredEvent[]; first: ReadPage | undefined }> {
+    const PAGE = 25;
     const budget = this.s.limits.bufferHighBytes / 2;
+    const events: StoredEvent[] = [];
+    let first: ReadPage | undefined;
     let bytes = 0;
-    let n = 0;
-    for (const e of events) {
-      bytes += publicationJson(e).length;
-      if (n > 0 && bytes > budget) break;
-      n++;
+    // Bounded by what can exist, so a wild position cannot make this loop long.
+    const info = await this.s.log.describeTopic(ref);
+    let lo = Math.max(from, info?.firstSeq ?? from);
+    let hi = Math.min(to, info?.lastSeq ?? to);
+    while (events.length < limit && lo <= hi) {
+      const start = reverse ? Math.max(lo, hi - PAGE + 1) : lo;
+      const page = await this.s.log.read(ref, start, reverse ? hi - start + 1 : Math.min(PAGE, limit - events.length));
+      first ??= page;
+      const got = page.events.filter((e) => e.seq <= hi);
+      if (reverse) got.reverse();
+      for (const e of got) {
+        bytes += publicationJson(e).length;
+        if ((events.length > 0 && bytes > budget) || events.length >= limit) return { events, first };
+        events.push(e);
+      }
+      if (reverse) hi = start - 1;
+      else if (page.next > page.lastSeq || page.next <= lo) break;
+      else lo = page.next;
     }
-    return events.slice(0, n);
+    return { events, first };
   }
 
   private deliverEphemeral(channel: string, event: EphemeralEvent): void {
