@@ -67,3 +67,21 @@ test("without BATON_OPERATOR_TOKEN the drain route is refused", async () => {
     await baton.destroy();
   }
 });
+
+test("a draining node refuses socket publishes with a temporary error until the socket is closed", async () => {
+  // A long window: the socket is almost surely still open when the publish arrives.
+  const baton = await startBaton({ env: { BATON_DRAIN_WINDOW: "60s", BATON_OPERATOR_TOKEN: "op-secret-456" } });
+  try {
+    const s = new RawSocket(baton.url);
+    await s.opened;
+    s.send(JSON.stringify({ id: 1, connect: { token: await token({ tenant: "acme", sub: "p", publish: ["d.*"] }) } }));
+    await s.reply(1);
+    await fetch(`${baton.url}/admin/drain`, { method: "POST", headers: { authorization: "Bearer op-secret-456" } });
+    s.send(JSON.stringify({ id: 2, publish: { channel: "d.x", data: 1 } }));
+    const r = await s.reply(2);
+    assert.deepEqual([r.error.code, r.error.temporary], [100, true]);
+    s.close();
+  } finally {
+    await baton.destroy();
+  }
+});

@@ -74,6 +74,8 @@ export interface SessionServices {
   readonly version: string;
   /** Ephemeral events dropped because a socket was behind. */
   readonly onDropped: () => void;
+  /** False while the node starts, drains or cannot write: publishes get a temporary error. */
+  readonly acceptsWrites: () => boolean;
 }
 
 interface ChannelSub {
@@ -410,6 +412,7 @@ export class ClientSession {
     if (idem !== undefined && (typeof idem !== "string" || idem.length === 0 || idem.length > LIMITS.idempotencyKeyLength)) {
       return { error: ReplyCodes.BAD_REQUEST, message: "bad request: idempotency_key must be a string of 1-256 characters" };
     }
+    if (!this.s.acceptsWrites()) return { error: ReplyCodes.INTERNAL, message: "this node is not accepting writes (draining); retry", temporary: true };
     const ref: TopicRef = { tenant: principal.tenant, topic: channel };
     const data = p["data"] as Json;
     if (p["ephemeral"] === true) {
