@@ -9,13 +9,13 @@ import { randomUUID } from "node:crypto";
 import type { Broker, EphemeralEvent, EventLog } from "../../engine/engine.ts";
 import { BatonError, isBatonError } from "../../errors/baton-error.ts";
 import type { Logger } from "../../observability/logger.ts";
-import type { Json, ReadPage, Retention, StoredEvent, TopicRef } from "../../streams/event.ts";
-import { newEventId } from "../../streams/ids.ts";
+import type { Json, Retention, StoredEvent, TopicRef } from "../../streams/event.ts";
 import { isValidTopicName, personalChannel } from "../../streams/names.ts";
-import { LIMITS, nestsDeeperThan } from "../../streams/publish-request.ts";
 import { can, type Principal } from "../auth/principal.ts";
 import type { TokenVerifier } from "../auth/tokens.ts";
 import { DurableSubscription, type SubscriptionSink } from "./durable-subscription.ts";
+import { readBudgeted, replyWithPublications } from "./replies.ts";
+import { publishFromSocket } from "./socket-publish.ts";
 import {
   CloseCodes,
   ProtocolError,
@@ -325,7 +325,7 @@ export class ClientSession {
     let recoverable = recover && (epoch === "" || epoch === info.epoch) && offset <= top && offset + 1 >= info.firstSeq;
     let publications: StoredEvent[] = [];
     if (recoverable && offset < top) {
-      const { events, first } = await this.readBudgeted(ref, offset + 1, top, this.s.limits.recoveryReplyLimit, false);
+      const { events, first } = await readBudgeted(this.s.log, this.s.limits.bufferHighBytes / 2, ref, offset + 1, top, this.s.limits.recoveryReplyLimit, false);
       // Retention may have moved on between the describe and the read: then it is no recovery.
       if (first === undefined || first.epoch !== info.epoch || first.firstSeq > offset + 1) recoverable = false;
       else publications = events;
@@ -380,7 +380,7 @@ export class ClientSession {
   }
 
   private async publish(cmd: Command, principal: Principal): Promise<void> {
-    const outcome = await this.publishOutcome(cmd.params, principal);
+    const outcome = await publishFromSocket(this.s, cmd.params, principal);
     if ("error" in outcome) this.replyError(cmd, outcome.error, outcome.message, outcome.temporary);
     else this.write(reply(cmd.id, "publish", outcome.result));
   }
@@ -393,40 +393,9 @@ export class ClientSession {
     if (cmd.params["method"] !== "baton.publish") return this.replyError(cmd, ReplyCodes.METHOD_NOT_FOUND, "method not found");
     const data = cmd.params["data"];
     if (typeof data !== "object" || data === null || Array.isArray(data)) return this.replyError(cmd, ReplyCodes.BAD_REQUEST, "bad request: data must be a publish request");
-    const outcome = await this.publishOutcome(data as Record<string, unknown>, principal);
+    const outcome = await publishFromSocket(this.s, data as Record<string, unknown>, principal);
     if ("error" in outcome) this.replyError(cmd, outcome.error, outcome.message, outcome.temporary);
     else this.write(reply(cmd.id, "rpc", { data: outcome.result }));
-  }
-
-  /** Validates and performs a publish request; durable ones resolve once durable. */
-  private async publishOutcome(
-    p: Record<string, unknown>,
-    principal: Principal,
-  ): Promise<{ result: Record<string, unknown> } | { error: number; message: string; temporary?: boolean }> {
-    const channel = p["channel"];
-    if (typeof channel !== "string" || !isValidTopicName(channel)) return { error: ReplyCodes.UNKNOWN_CHANNEL, message: "unknown channel" };
-    if (!can(principal, "publish", channel)) return { error: ReplyCodes.PERMISSION_DENIED, message: "permission denied" };
-    if (!("data" in p)) return { error: ReplyCodes.BAD_REQUEST, message: "bad request: data is required" };
-    if (nestsDeeperThan(p["data"], LIMITS.dataDepth)) return { error: ReplyCodes.BAD_REQUEST, message: `bad request: data nests deeper than ${LIMITS.dataDepth} levels` };
-    const idem = p["idempotency_key"];
-    if (idem !== undefined && (typeof idem !== "string" || idem.length === 0 || idem.length > LIMITS.idempotencyKeyLength)) {
-      return { error: ReplyCodes.BAD_REQUEST, message: "bad request: idempotency_key must be a string of 1-256 characters" };
-    }
-    if (!this.s.acceptsWrites()) return { error: ReplyCodes.INTERNAL, message: "this node is not accepting writes (draining); retry", temporary: true };
-    const ref: TopicRef = { tenant: principal.tenant, topic: channel };
-    const data = p["data"] as Json;
-    if (p["ephemeral"] === true) {
-      if (idem !== undefined) return { error: ReplyCodes.BAD_REQUEST, message: "bad request: an ephemeral publication is never stored, so it takes no idempotency_key" };
-      const event: EphemeralEvent = { id: newEventId(), topic: channel, data, time: Date.now() };
-      this.s.broker.publishEphemeral(ref, event);
-      return { result: { event_id: event.id } };
-    }
-    try {
-      const [r] = await this.s.log.append(ref, [{ data, ...(idem === undefined ? {} : { idempotencyKey: idem }) }], { autoCreate: this.s.autoCreateTopics });
-      return { result: { event_id: r!.id, offset: r!.seq, ...(r!.duplicate ? { duplicate: true } : {}) } };
-    } catch (err) {
-      return failureOutcome(err);
-    }
   }
 
   private async history(cmd: Command, principal: Principal): Promise<void> {
@@ -460,44 +429,9 @@ export class ClientSession {
     let publications: StoredEvent[] = [];
     if (limit > 0) {
       const upTo = reverse && since !== undefined && since !== null ? Math.min(sinceOffset - 1, info.lastSeq) : info.lastSeq;
-      publications = (await this.readBudgeted(ref, reverse ? info.firstSeq : from, upTo, limit, reverse)).events;
+      publications = (await readBudgeted(this.s.log, this.s.limits.bufferHighBytes / 2, ref, reverse ? info.firstSeq : from, upTo, limit, reverse)).events;
     }
     this.write(replyWithPublications(cmd.id, "history", { publications: [], epoch: info.epoch, offset: info.lastSeq }, publications));
-  }
-
-  /**
-   * Up to `limit` events in [from, to] (oldest first, or newest first when `reverse`) whose
-   * publications fit in half the send buffer (at least one), read in small pages so a reply
-   * never costs much more than what a socket may have queued. Recovery sends the rest as
-   * pushes; history returns fewer publications (page on with `since`). `first` is the first
-   * page read, for its epoch and firstSeq.
-   */
-  private async readBudgeted(ref: TopicRef, from: number, to: number, limit: number, reverse: boolean): Promise<{ events: StoredEvent[]; first: ReadPage | undefined }> {
-    const PAGE = 25;
-    const budget = this.s.limits.bufferHighBytes / 2;
-    const events: StoredEvent[] = [];
-    let first: ReadPage | undefined;
-    let bytes = 0;
-    // Bounded by what can exist, so a wild position cannot make this loop long.
-    const info = await this.s.log.describeTopic(ref);
-    let lo = Math.max(from, info?.firstSeq ?? from);
-    let hi = Math.min(to, info?.lastSeq ?? to);
-    while (events.length < limit && lo <= hi) {
-      const start = reverse ? Math.max(lo, hi - PAGE + 1) : lo;
-      const page = await this.s.log.read(ref, start, reverse ? hi - start + 1 : Math.min(PAGE, limit - events.length));
-      first ??= page;
-      const got = page.events.filter((e) => e.seq <= hi);
-      if (reverse) got.reverse();
-      for (const e of got) {
-        bytes += publicationJson(e).length;
-        if ((events.length > 0 && bytes > budget) || events.length >= limit) return { events, first };
-        events.push(e);
-      }
-      if (reverse) hi = start - 1;
-      else if (page.next > page.lastSeq || page.next <= lo) break;
-      else lo = page.next;
-    }
-    return { events, first };
   }
 
   private deliverEphemeral(channel: string, event: EphemeralEvent): void {
@@ -570,30 +504,3 @@ export class ClientSession {
   }
 }
 
-/** A storage error as a reply error (OVERLOADED and UNAVAILABLE are temporary). */
-function failureOutcome(err: unknown): { error: number; message: string; temporary?: boolean } {
-  if (!isBatonError(err)) throw err;
-  switch (err.code) {
-    case "OVERLOADED":
-      return { error: ReplyCodes.TOO_MANY_REQUESTS, message: err.message, temporary: true };
-    case "UNAVAILABLE":
-    case "INTERNAL":
-      return { error: ReplyCodes.INTERNAL, message: err.message, temporary: true };
-    case "TOPIC_NOT_FOUND":
-      return { error: ReplyCodes.UNKNOWN_CHANNEL, message: "unknown channel" };
-    default:
-      return { error: ReplyCodes.BAD_REQUEST, message: `bad request: ${err.message}` };
-  }
-}
-
-const PUBLICATIONS_MARK = "__baton_publications__";
-
-/**
- * A reply whose `publications` are spliced in as their already-serialised JSON (the strings
- * pushes share), instead of being parsed and serialised again.
- */
-function replyWithPublications(id: number, method: string, result: Record<string, unknown>, events: readonly StoredEvent[]): string {
-  if (events.length === 0) return reply(id, method, result);
-  const json = JSON.stringify({ ...result, publications: PUBLICATIONS_MARK });
-  return `{"id":${id},"${method}":${json.replace(`"${PUBLICATIONS_MARK}"`, () => `[${events.map(publicationJson).join(",")}]`)}}`;
-}
