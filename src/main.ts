@@ -84,6 +84,11 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
       defaultRetention: { maxAgeMs: config.retentionMaxAgeMs, maxEvents: config.retentionMaxEvents, maxBytes: config.retentionMaxBytes },
       version: `baton ${VERSION}`,
       onDropped: () => metrics.droppedEphemeral.inc(),
+      onAppended: (duplicate, seconds) => {
+        metrics.appendLatency.observe(seconds);
+        if (duplicate) metrics.duplicateEvents.inc();
+        else metrics.appendedEvents.inc();
+      },
       acceptsWrites: () => ready && engine.isHealthy(),
       limits: {
         pingIntervalS: Math.max(1, Math.round(config.wsPingIntervalMs / 1000)),

@@ -234,3 +234,13 @@ test("history with a wild since offset answers at once (107 for non-integers, an
   assert.deepEqual((await s.reply(4)).history.publications, []);
   s.close();
 });
+
+test("socket publishes count in the append metrics", async () => {
+  const metric = async (): Promise<number> => Number(/^baton_streams_appended_events_total (\d+)/m.exec(await (await fetch(`${baton.url}/metrics`)).text())?.[1] ?? NaN);
+  const before = await metric();
+  const s = await connected({ tenant: "acme", sub: "m", publish: ["frames.*"] });
+  s.send(JSON.stringify({ id: 2, publish: { channel: "frames.metric", data: 1 } }));
+  await s.reply(2);
+  assert.equal(await metric(), before + 1);
+  s.close();
+});

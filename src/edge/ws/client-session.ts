@@ -74,6 +74,8 @@ export interface SessionServices {
   readonly version: string;
   /** Ephemeral events dropped because a socket was behind. */
   readonly onDropped: () => void;
+  /** A durable socket publish was acknowledged (for the append metrics). */
+  readonly onAppended: (duplicate: boolean, seconds: number) => void;
   /** False while the node starts, drains or cannot write: publishes get a temporary error. */
   readonly acceptsWrites: () => boolean;
 }

@@ -40,7 +40,9 @@ export async function publishFromSocket(
     return { result: { event_id: event.id } };
   }
   try {
+    const started = performance.now();
     const [r] = await s.log.append(ref, [{ data, ...(idem === undefined ? {} : { idempotencyKey: idem }) }], { autoCreate: s.autoCreateTopics });
+    s.onAppended(r!.duplicate, (performance.now() - started) / 1000);
     return { result: { event_id: r!.id, offset: r!.seq, ...(r!.duplicate ? { duplicate: true } : {}) } };
   } catch (err) {
     return failureOutcome(err);
