@@ -4,7 +4,6 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -100,16 +99,8 @@ export function loadResult(lat: Latencies, eventsPerRequest: number, seconds: nu
   };
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const srv = createServer();
-    srv.once("error", fail);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => done(port));
-    });
-  });
-}
+/** A free loopback port (the tests' helper). */
+export { freePort } from "../test/support/start-baton.ts";
 
 // Everything started or created by this process, torn down on any exit path.
 const children = new Set<ChildProcess>();

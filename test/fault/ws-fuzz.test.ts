@@ -30,8 +30,9 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { connect as tcpConnect, type Socket } from "node:net";
 import WsClient from "ws";
+import { WsPeer } from "../support/ws-peer.ts";
 import { api, startBaton, token, type BatonProcess } from "../support/start-baton.ts";
-import { client, once, until, wsUrl } from "../support/centrifuge-client.ts";
+import { client, once, until } from "../support/centrifuge-client.ts";
 
 const SEED = process.env["BATON_FUZZ_SEED"] === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(process.env["BATON_FUZZ_SEED"]);
 const MIXED_SOCKETS = 900;
@@ -413,30 +414,12 @@ async function within(p: Promise<unknown>, ms: number): Promise<void> {
 }
 
 /** A `ws` client that records everything the server sends and how it closed. */
-class FuzzSocket {
-  readonly ws: WsClient;
+class FuzzSocket extends WsPeer {
   readonly replies = new Map<number, any>();
   readonly problems: string[] = [];
-  closeCode: number | undefined;
-  closeReason: string | undefined;
-  readonly opened: Promise<void>;
-  readonly closed: Promise<void>;
 
   constructor(url: string) {
-    this.ws = new WsClient(wsUrl(url), { maxPayload: 64 * 2 ** 20 });
-    this.opened = new Promise((resolve, reject) => {
-      this.ws.once("open", () => resolve());
-      this.ws.once("unexpected-response", (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
-      this.ws.once("error", reject);
-    });
-    this.closed = new Promise((resolve) =>
-      this.ws.once("close", (code, reason) => {
-        this.closeCode = code;
-        this.closeReason = reason.toString();
-        resolve();
-      }),
-    );
-    this.ws.on("error", () => undefined);
+    super(url, { maxPayload: 64 * 2 ** 20 });
     this.ws.on("message", (data: Buffer, isBinary: boolean) => {
       if (isBinary) return void this.problems.push("the server sent a binary frame");
       for (const l of data.toString().split("\n")) {

@@ -31,8 +31,9 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import WsClient from "ws";
 import type { Centrifuge } from "centrifuge";
+import { WsPeer } from "../support/ws-peer.ts";
 import { api, startBaton, token, type BatonProcess } from "../support/start-baton.ts";
-import { client, once, until, wsUrl } from "../support/centrifuge-client.ts";
+import { client, once, until } from "../support/centrifuge-client.ts";
 
 const BUFFER = "64KiB";
 const EVENTS = 3000;
@@ -57,29 +58,12 @@ interface Pub {
 }
 
 /** A `ws` client speaking raw frames; records publications as {offset, n} (not the payload). */
-class WsReader {
-  readonly ws: WsClient;
+class WsReader extends WsPeer {
   readonly pubs: Pub[] = [];
   readonly replies = new Map<number, any>();
-  closeCode: number | undefined;
-  closeReason: string | undefined;
-  readonly opened: Promise<void>;
-  readonly closed: Promise<void>;
 
   constructor(httpUrl: string) {
-    this.ws = new WsClient(wsUrl(httpUrl));
-    this.opened = new Promise((resolve, reject) => {
-      this.ws.once("open", () => resolve());
-      this.ws.once("error", reject);
-    });
-    this.closed = new Promise((resolve) =>
-      this.ws.once("close", (code, reason) => {
-        this.closeCode = code;
-        this.closeReason = reason.toString();
-        resolve();
-      }),
-    );
-    this.ws.on("error", () => undefined);
+    super(httpUrl);
     this.ws.on("message", (data: Buffer) => {
       for (const line of data.toString().split("\n")) {
         if (line.trim() === "") continue;
