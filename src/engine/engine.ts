@@ -6,6 +6,7 @@
  */
 import type {
   Appended,
+  Json,
   NewEvent,
   ReadPage,
   Retention,
@@ -19,6 +20,7 @@ export interface Engine {
   readonly name: string;
   readonly log: EventLog;
   readonly broker: Broker;
+  readonly state: StateStore;
   /** False once the engine can no longer accept writes (e.g. after a storage failure). */
   isHealthy(): boolean;
   /** Resolves once every acknowledged write is durable and resources are released. Idempotent. */
@@ -119,4 +121,34 @@ export interface Broker {
   onEphemeral(topic: TopicRef, listener: (event: EphemeralEvent) => void): () => void;
   sendToSession(message: SessionMessage): void;
   onSessionMessage(tenant: string, session: string, listener: (message: SessionMessage) => void): () => void;
+}
+
+/** One value of the {@link StateStore} with its revision. */
+export interface StateEntry {
+  readonly key: string;
+  readonly value: Json;
+  /** Increases with every write of the key; a key that does not exist has revision 0. */
+  readonly revision: number;
+}
+
+export interface StateWriteOptions {
+  /** Write only if the key's current revision is this (0 = the key must not exist); else CONFLICT. */
+  readonly expectRevision?: number;
+}
+
+/**
+ * Small durable keyed state beside the log: consumer positions and attempts, reservations,
+ * effect outcomes. Values are JSON; keys are strings the layer above scopes by tenant. Writes
+ * issued one after the other become durable in that order; every method resolves only once its
+ * write is durable (same promise as `EventLog.append`). Compare-and-set through `expectRevision`
+ * is atomic, also across nodes on a clustered engine, so fencing and slot limits can rely on it.
+ */
+export interface StateStore {
+  get(key: string): Promise<StateEntry | undefined>;
+  /** Resolves with the new revision. Rejects CONFLICT when `expectRevision` does not hold. */
+  put(key: string, value: Json, options?: StateWriteOptions): Promise<number>;
+  /** Resolves false when the key did not exist. Rejects CONFLICT when `expectRevision` does not hold. */
+  delete(key: string, options?: StateWriteOptions): Promise<boolean>;
+  /** Entries whose key starts with `prefix`, in key order, after `after` (exclusive). */
+  scan(prefix: string, options: { readonly after?: string; readonly limit: number }): Promise<StateEntry[]>;
 }

@@ -75,6 +75,33 @@ export const ErrorCodes = {
     retryable: true,
     fix: "The node is starting or draining; retry, possibly against another node.",
   },
+  CONFLICT: {
+    status: 409,
+    retryable: true,
+    fix: "Someone else changed this first; read the current state and try again.",
+  },
+  GROUP_NOT_FOUND: { status: 404, retryable: false, fix: "Create the consumer group first (POST /v1/groups) or check its name." },
+  GROUP_EXISTS: { status: 409, retryable: false, fix: "Pick another group name or use the existing group." },
+  DELIVERY_NOT_HELD: {
+    status: 409,
+    retryable: false,
+    fix: "This delivery token is no longer in flight (already acked, lease expired and redelivered, or never issued); do not act on it again.",
+  },
+  SLOT_UNAVAILABLE: {
+    status: 409,
+    retryable: true,
+    fix: "Every slot of this resource is held; wait (the `wait` field) or retry after Retry-After.",
+  },
+  RESERVATION_NOT_HELD: {
+    status: 409,
+    retryable: false,
+    fix: "This reservation or effect claim expired or was released; reserve or claim again.",
+  },
+  EFFECT_IN_PROGRESS: {
+    status: 409,
+    retryable: true,
+    fix: "Another worker holds the claim on this effect key; retry after its lease (Retry-After) or wait for its outcome.",
+  },
   INTERNAL: {
     status: 500,
     retryable: true,

@@ -4,7 +4,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { open } from "lmdb";
+import { open, type Database } from "lmdb";
 import type { Retention } from "../../streams/event.ts";
 import type { Engine } from "../engine.ts";
 import { EmbeddedEventLog, type EmbeddedDbs } from "./embedded-event-log.ts";
@@ -12,6 +12,7 @@ import type { DedupRecord } from "./records.ts";
 import { MemoryBroker } from "./memory-broker.ts";
 import { lockDataDir, type DataDirLock } from "./data-dir-lock.ts";
 import { RetentionSweeper } from "./retention-sweeper.ts";
+import { EmbeddedStateStore, type StateRecord } from "./embedded-state-store.ts";
 
 export interface EmbeddedEngineOptions {
   /** Directory that holds the store (created if missing). */
@@ -34,12 +35,14 @@ export class EmbeddedEngine implements Engine {
   readonly log: EmbeddedEventLog;
   readonly broker = new MemoryBroker();
   readonly sweeper: RetentionSweeper;
+  readonly state: EmbeddedStateStore;
   private closing: Promise<void> | undefined;
   private readonly dbs: EmbeddedDbs;
   private readonly lock: DataDirLock;
 
-  private constructor(dbs: EmbeddedDbs, lock: DataDirLock, options: EmbeddedEngineOptions) {
+  private constructor(dbs: EmbeddedDbs, stateDb: Database<StateRecord, string>, lock: DataDirLock, options: EmbeddedEngineOptions) {
     this.dbs = dbs;
+    this.state = new EmbeddedStateStore(stateDb, options.onFailure === undefined ? {} : { onFailure: options.onFailure });
     this.lock = lock;
     const now = options.now ?? Date.now;
     this.log = new EmbeddedEventLog(dbs, {
@@ -78,13 +81,14 @@ export class EmbeddedEngine implements Engine {
       dedup: root.openDB<DedupRecord, [string, string, string]>({ name: "dedup" }),
       dedupExpiry: root.openDB<number, [number, string, string, string]>({ name: "dedup-expiry" }),
     };
-    const engine = new EmbeddedEngine(dbs, lock, options);
+    const stateDb = root.openDB<StateRecord, string>({ name: "state" });
+    const engine = new EmbeddedEngine(dbs, stateDb, lock, options);
     engine.sweeper.start();
     return engine;
   }
 
   isHealthy(): boolean {
-    return this.log.healthy;
+    return this.log.healthy && this.state.healthy;
   }
 
   close(): Promise<void> {
@@ -92,6 +96,7 @@ export class EmbeddedEngine implements Engine {
       this.log.stopWrites();
       await this.sweeper.stop();
       await this.log.settle();
+      await this.state.settle();
       await this.log.flushPositions();
       await this.dbs.root.flushed;
       await this.dbs.root.close();

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EmbeddedEngine } from "../../../src/engine/embedded/embedded-engine.ts";
+import { describeStateStore } from "./state-store.suite.ts";
 import { describeEventLog, type EngineFactoryOptions, type EngineHandle } from "./event-log.suite.ts";
 
 function openEmbedded(dir: string, options: EngineFactoryOptions): EngineHandle {
@@ -25,3 +26,4 @@ function openEmbedded(dir: string, options: EngineFactoryOptions): EngineHandle 
 }
 
 describeEventLog("embedded", async (options) => openEmbedded(mkdtempSync(join(tmpdir(), "baton-conf-")), options));
+describeStateStore("embedded", async (options) => openEmbedded(mkdtempSync(join(tmpdir(), "baton-conf-")), options));
