@@ -14,6 +14,8 @@ import { EmbeddedEngine } from "./engine/embedded/embedded-engine.ts";
 import type { Engine } from "./engine/engine.ts";
 import { createLogger, type Logger } from "./observability/logger.ts";
 import { Metrics } from "./observability/metrics.ts";
+import { ConsumerGroups } from "./streams/groups/consumer-groups.ts";
+import { GroupCommands } from "./edge/groups/group-commands.ts";
 
 export const VERSION = "0.1.0";
 
@@ -46,6 +48,18 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
   const { secret, generated } = resolveSecret(config);
   if (generated) logger.warn({ file: secret.file }, "no BATON_JWT_SECRET set: generated a development secret and saved it in the data dir");
   const engine = createEngine(config, logger);
+  const groups = new ConsumerGroups({
+    log: engine.log,
+    state: engine.state,
+    onError: (err, what) => logger.warn({ err, what }, "consumer group background step failed; retrying"),
+  });
+  try {
+    await groups.start();
+  } catch (err) {
+    await engine.close();
+    throw err;
+  }
+  const groupCommands = new GroupCommands(groups, engine.log);
   const gatewayRef: { current?: WsGateway } = {};
   const metrics = new Metrics(() => engine.log.pending, () => gatewayRef.current?.connections ?? 0);
   let ready = false;
@@ -55,6 +69,8 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
     config,
     log: engine.log,
     broker: engine.broker,
+    groups,
+    groupCommands,
     verifier,
     metrics,
     logger,
@@ -122,6 +138,7 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
       const timeout = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
       await Promise.race([closed, timeout]);
       server.closeAllConnections();
+      groups.close();
       await engine.close();
       logger.info("baton stopped");
     })());

@@ -9,6 +9,7 @@ import { createTopic, deleteTopic, describeTopic, listTopics } from "./handlers/
 import { publishEvents, readEvents, sendSessionMessage } from "./handlers/events.ts";
 import { drainNode, healthz, metrics, readyz } from "./handlers/health.ts";
 import { serveAsset } from "./handlers/demo.ts";
+import { createGroup, deleteGroup, describeGroup, groupOperation, listDeadLetters, listGroups, purgeDeadLetters, showDeadLetter } from "./handlers/groups.ts";
 import { sendError, toBatonError } from "./respond.ts";
 import { Router, type RequestContext } from "./router.ts";
 import type { HttpServices } from "./services.ts";
@@ -31,7 +32,21 @@ export function createHttpApi(s: HttpServices): (req: IncomingMessage, res: Serv
     .on("GET", "/v1/topics", (ctx) => listTopics(ctx, s))
     .on("POST", "/v1/topics", (ctx) => createTopic(ctx, s))
     .on("GET", "/v1/topics/:topic", (ctx) => describeTopic(ctx, s))
-    .on("DELETE", "/v1/topics/:topic", (ctx) => deleteTopic(ctx, s));
+    .on("DELETE", "/v1/topics/:topic", (ctx) => deleteTopic(ctx, s))
+    .on("GET", "/v1/groups", (ctx) => listGroups(ctx, s))
+    .on("POST", "/v1/groups", (ctx) => createGroup(ctx, s))
+    .on("GET", "/v1/groups/:group", (ctx) => describeGroup(ctx, s))
+    .on("DELETE", "/v1/groups/:group", (ctx) => deleteGroup(ctx, s));
+  for (const op of ["reset", "pull", "ack", "nack", "term", "extend"] as const) {
+    const handler = groupOperation(op);
+    router.on("POST", `/v1/groups/:group/${op}`, (ctx) => handler(ctx, s));
+  }
+  const redrive = groupOperation("redrive");
+  router
+    .on("POST", "/v1/groups/:group/dead-letters/redrive", (ctx) => redrive(ctx, s))
+    .on("GET", "/v1/groups/:group/dead-letters", (ctx) => listDeadLetters(ctx, s))
+    .on("DELETE", "/v1/groups/:group/dead-letters", (ctx) => purgeDeadLetters(ctx, s))
+    .on("GET", "/v1/groups/:group/dead-letters/:seq", (ctx) => showDeadLetter(ctx, s));
 
   // prom-client hashes the label set on every inc(); children per (route, status) avoid that.
   const counters = new Map<string, { inc(): void }>();

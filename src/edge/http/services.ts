@@ -7,11 +7,15 @@ import type { Broker, EventLog } from "../../engine/engine.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import type { TokenVerifier } from "../auth/tokens.ts";
+import type { ConsumerGroups } from "../../streams/groups/consumer-groups.ts";
+import type { GroupCommands } from "../groups/group-commands.ts";
 
 export interface HttpServices {
   readonly config: BatonConfig;
   readonly log: EventLog;
   readonly broker: Broker;
+  readonly groups: ConsumerGroups;
+  readonly groupCommands: GroupCommands;
   readonly verifier: TokenVerifier;
   readonly metrics: Metrics;
   readonly logger: Logger;

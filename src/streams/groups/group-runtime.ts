@@ -1,0 +1,911 @@
+/**
+ * @module streams/groups/group-runtime
+ * One consumer group at work: reads its topics ahead into a bounded window, hands each event to
+ * one member, and follows every delivery through ack, nack, terminate, lease expiry, retries
+ * with jittered backoff and dead-lettering. Progress is written to the StateStore as it happens
+ * (see group-state.ts), so a restart resumes exactly: nothing acked comes back, nothing unacked
+ * is lost.
+ *
+ * Scheduling. Ready events wait in a FairQueue, one lane per key, served round-robin, so a hot
+ * key cannot delay the others. With `orderedByKey`, a key has at most one event out (in flight
+ * or waiting for its retry); its later events wait behind it without taking a lane, and the
+ * reader keeps reading past them, up to `maxPending` events, so a failing key never hides the
+ * ready keys behind it. Members declare `maxInFlight`; the runtime never exceeds it.
+ *
+ * One process runs a group (the embedded engine owns its data dir); all state changes happen
+ * synchronously in the event loop, and the writes they imply are issued in the same turn.
+ */
+import { BatonError } from "../../errors/baton-error.ts";
+import type { EventLog, StateStore } from "../../engine/engine.ts";
+import type { NewEvent, StoredEvent, TopicRef } from "../event.ts";
+import { matchesPattern } from "../names.ts";
+import { DeadlineHeap } from "./deadline-heap.ts";
+import { FairQueue } from "./fair-queue.ts";
+import { deadLetterTopic, isSystemTopic, redriveTopic, type GroupConfig } from "./group-config.ts";
+import {
+  entryJson,
+  entryKey,
+  loadGroupState,
+  MAX_FAILURES_KEPT,
+  positionKey,
+  type EntryRecord,
+  type Failure,
+  type PositionRecord,
+} from "./group-state.ts";
+import { backoffDelay, hasAttemptsLeft } from "./retry-policy.ts";
+
+/** Headers a dead letter carries about where it came from. */
+export const DLQ_HEADERS = {
+  group: "baton-dlq-group",
+  topic: "baton-source-topic",
+  seq: "baton-source-seq",
+  id: "baton-source-id",
+  attempts: "baton-attempts",
+  failures: "baton-failures",
+} as const;
+
+/** One event handed to one member. */
+export interface Delivery {
+  /** Names this delivery in ack / nack / term / extend; invalid once the delivery ends. */
+  readonly token: string;
+  /** Where the group holds it: the event's topic, or the group's redrive topic. */
+  readonly topic: string;
+  readonly seq: number;
+  /** 1 for the first delivery. */
+  readonly attempt: number;
+  /** Earlier failures of this event in this group, oldest first (at most 10). */
+  readonly failures: readonly Failure[];
+  readonly leaseUntil: number;
+  /** The event as first published (differs from topic/seq for a redriven dead letter). */
+  readonly origin: { readonly topic: string; readonly seq: number; readonly id: string };
+  readonly event: StoredEvent;
+}
+
+/** A member as the runtime sees it: how much it may hold, and how to give it events. */
+export interface MemberSink {
+  readonly id: string;
+  readonly kind: "push" | "pull";
+  maxInFlight: number;
+  /** Called with deliveries this member now holds. */
+  deliver(deliveries: Delivery[]): void;
+}
+
+interface Member {
+  readonly sink: MemberSink;
+  inFlight: number;
+  /** Pull members take events only while a pull waits. */
+  waiter: { max: number; resolve: (d: Delivery[]) => void; timer: NodeJS.Timeout } | undefined;
+  lastSeen: number;
+}
+
+type EntryState = "ready" | "inflight" | "delayed" | "waiting" | "loading" | "dead-lettering";
+
+interface Entry {
+  readonly source: Source;
+  readonly seq: number;
+  /** Ordering / fairness scope: origin topic + key; undefined for keyless events. */
+  readonly scope: string | undefined;
+  event: StoredEvent | undefined;
+  attempts: number;
+  failures: Failure[];
+  state: EntryState;
+  notBefore: number;
+  leaseUntil: number;
+  member: Member | undefined;
+  /** Bumped on every state change so stale heap items are recognised. */
+  version: number;
+  /** Its attempts are over: when its delay ends it goes to the dead-letter topic, not to a member. */
+  dlq: boolean;
+}
+
+interface Source {
+  readonly topic: string;
+  readonly ref: TopicRef;
+  readonly redrive: boolean;
+  /** Next sequence to read. */
+  cursor: number;
+  epoch: string;
+  /** Floor as last written. */
+  persistedFloor: number;
+  /** Open entries in sequence order (Map keeps insertion order; we insert in read order). */
+  readonly entries: Map<number, Entry>;
+  /** Records loaded at start for sequences not read yet. */
+  restored: Map<number, EntryRecord>;
+  /** Sequences with a record on disk that is a done marker or will be. */
+  readonly markers: Set<number>;
+  reading: boolean;
+  caughtUp: boolean;
+  unlisten: () => void;
+}
+
+interface KeyState {
+  /** The one event of this key that is out (ready, in flight, delayed, dead-lettering). */
+  head: Entry | undefined;
+  readonly waiting: Entry[];
+}
+
+export interface GroupDeps {
+  readonly log: EventLog;
+  readonly state: StateStore;
+  readonly now?: () => number;
+  readonly random?: () => number;
+  /** Told about background failures (a write or read that failed); they are retried. */
+  readonly onError?: (err: unknown, what: string) => void;
+}
+
+export interface StallReason {
+  readonly code: "NO_MEMBERS" | "MEMBERS_AT_LIMIT" | "KEYS_BLOCKED" | "LEASES_EXPIRING" | "WINDOW_FULL";
+  readonly message: string;
+}
+
+const READ_PAGE = 256;
+const READ_AHEAD = 1024;
+const DISCOVERY_INTERVAL_MS = 1000;
+const LEASE_WINDOW_MS = 5 * 60_000;
+
+export class GroupRuntime {
+  readonly config: GroupConfig;
+  private readonly deps: GroupDeps;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly sources = new Map<string, Source>();
+  private readonly ready = new FairQueue<Entry>();
+  private readonly keys = new Map<string, KeyState>();
+  private readonly delays = new DeadlineHeap<[Entry, number]>();
+  private readonly leases = new DeadlineHeap<[Entry, number]>();
+  private readonly members = new Map<string, Member>();
+  private memberOrder: Member[] = [];
+  private memberCursor = 0;
+  private pending = 0;
+  private pumping = false;
+  private pumpAgain = false;
+  /** Sources that stopped reading because the window was full, not because they caught up. */
+  private readonly starved = new Set<Source>();
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private discovery: NodeJS.Timeout | undefined;
+  private redriveTokens: number;
+  private redriveRefill: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private initialPositions: Map<string, PositionRecord> = new Map();
+  private restoredEntries: Map<string, Map<number, EntryRecord>> = new Map();
+  readonly counters = { delivered: 0, redelivered: 0, acked: 0, nacked: 0, terminated: 0, deadLettered: 0, expired: 0, leaseExpired: 0 };
+  private readonly recentLeaseExpiries: number[] = [];
+
+  constructor(config: GroupConfig, deps: GroupDeps) {
+    this.config = config;
+    this.deps = deps;
+    this.now = deps.now ?? Date.now;
+    this.random = deps.random ?? Math.random;
+    this.redriveTokens = config.redriveRatePerS;
+  }
+
+  /** Loads the group's progress and starts reading. */
+  async start(): Promise<void> {
+    const loaded = await loadGroupState(this.deps.state, this.config.tenant, this.config.name);
+    this.initialPositions = loaded.positions;
+    this.restoredEntries = loaded.entries;
+    const topics = new Set(loaded.positions.keys());
+    if (!isPattern(this.config.topic)) topics.add(this.config.topic);
+    topics.add(redriveTopic(this.config.name));
+    for (const topic of topics) this.addSource(topic, 1);
+    if (isPattern(this.config.topic)) {
+      await this.discover();
+      this.scheduleDiscovery();
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const s of this.sources.values()) s.unlisten();
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.discovery !== undefined) clearTimeout(this.discovery);
+    if (this.redriveRefill !== undefined) clearTimeout(this.redriveRefill);
+    for (const m of this.members.values()) this.endWaiter(m);
+  }
+
+  // ---- members --------------------------------------------------------------------------
+
+  addMember(sink: MemberSink): void {
+    if (this.members.has(sink.id)) throw new BatonError("VALIDATION_FAILED", `member ${sink.id} already consumes group ${this.config.name}`);
+    const member: Member = { sink, inFlight: 0, waiter: undefined, lastSeen: this.now() };
+    this.members.set(sink.id, member);
+    this.memberOrder.push(member);
+    this.pump();
+  }
+
+  /** The member stops receiving; what it holds stays leased to it until acked or expired. */
+  removeMember(id: string): void {
+    const m = this.members.get(id);
+    if (m === undefined) return;
+    this.endWaiter(m);
+    this.members.delete(id);
+    this.memberOrder = this.memberOrder.filter((x) => x !== m);
+  }
+
+  /**
+   * A pull by a named consumer: resolves with up to `max` deliveries as soon as there is at
+   * least one, or with none after `waitMs`. The consumer never holds more than `maxInFlight`.
+   */
+  pull(consumer: string, max: number, maxInFlight: number, waitMs: number): Promise<Delivery[]> {
+    const id = `http:${consumer}`;
+    let m = this.members.get(id);
+    if (m === undefined) {
+      this.addMember({ id, kind: "pull", maxInFlight, deliver: () => undefined });
+      m = this.members.get(id)!;
+    }
+    if (m.sink.kind !== "pull") throw new BatonError("VALIDATION_FAILED", `consumer ${consumer} is a socket member`);
+    m.sink.maxInFlight = maxInFlight;
+    m.lastSeen = this.now();
+    const member = m;
+    // A newer pull from the same consumer replaces a waiting one (its client gave up on it).
+    this.endWaiter(member);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.endWaiter(member), waitMs);
+      member.waiter = { max, resolve, timer };
+      this.pump();
+    });
+  }
+
+  private endWaiter(m: Member): void {
+    const w = m.waiter;
+    if (w === undefined) return;
+    m.waiter = undefined;
+    clearTimeout(w.timer);
+    w.resolve([]);
+  }
+
+  // ---- acknowledgements ---------------------------------------------------------------
+
+  async ack(token: string): Promise<void> {
+    const entry = this.held(token);
+    this.counters.acked += 1;
+    await this.finish(entry);
+  }
+
+  /** A failed attempt: retried after `delayMs`, or after the backoff schedule when omitted. */
+  async nack(token: string, reason: string | undefined, delayMs: number | undefined): Promise<void> {
+    const entry = this.held(token);
+    this.counters.nacked += 1;
+    await this.fail(entry, reason ?? "nacked", delayMs);
+  }
+
+  /** No more attempts: straight to the dead-letter topic with `reason`. */
+  async term(token: string, reason: string | undefined): Promise<void> {
+    const entry = this.held(token);
+    this.counters.terminated += 1;
+    this.release(entry);
+    entry.failures = keepFailures([...entry.failures, { attempt: entry.attempts, reason: reason ?? "terminated", at: this.now() }]);
+    await this.deadLetter(entry);
+  }
+
+  /** Extends the lease to now + `leaseMs` (default: the group's ackWait); resolves with the new end. */
+  async extend(token: string, leaseMs: number | undefined): Promise<number> {
+    const entry = this.held(token);
+    entry.leaseUntil = this.now() + (leaseMs ?? this.config.ackWaitMs);
+    entry.version += 1;
+    this.leases.push(entry.leaseUntil, [entry, entry.version]);
+    this.arm();
+    await this.writeEntry(entry);
+    return entry.leaseUntil;
+  }
+
+  private held(token: string): Entry {
+    const parsed = parseToken(token);
+    const source = parsed === undefined ? undefined : this.sources.get(parsed.topic);
+    const entry = source?.entries.get(parsed!.seq);
+    if (entry === undefined || entry.state !== "inflight" || entry.attempts !== parsed!.attempt) {
+      throw new BatonError("DELIVERY_NOT_HELD", `delivery ${token.slice(0, 260)} is not in flight in group ${this.config.name} (already acked, expired and redelivered, or never issued)`);
+    }
+    return entry;
+  }
+
+  /** Ends an in-flight delivery's hold on its member. */
+  private release(entry: Entry): void {
+    if (entry.member !== undefined) {
+      entry.member.inFlight -= 1;
+      entry.member = undefined;
+    }
+    entry.version += 1;
+  }
+
+  private async fail(entry: Entry, reason: string, delayMs: number | undefined): Promise<void> {
+    this.release(entry);
+    const now = this.now();
+    entry.failures = keepFailures([...entry.failures, { attempt: entry.attempts, reason, at: now }]);
+    if (!hasAttemptsLeft(this.config.retry, entry.attempts)) {
+      await this.deadLetter(entry);
+      return;
+    }
+    const delay = delayMs ?? backoffDelay(this.config.retry, entry.attempts, this.random);
+    entry.state = "delayed";
+    entry.notBefore = now + delay;
+    this.delays.push(entry.notBefore, [entry, entry.version]);
+    this.arm();
+    const written = this.writeEntry(entry);
+    this.pump();
+    await written;
+  }
+
+  /** The event is done in this group: drop it, move the floor, let its key go on. */
+  private async finish(entry: Entry): Promise<void> {
+    this.release(entry);
+    const source = entry.source;
+    source.entries.delete(entry.seq);
+    this.pending -= 1;
+    const writes: Promise<unknown>[] = [];
+    const floor = floorOf(source);
+    const { tenant, name } = this.config;
+    if (entry.seq >= floor) {
+      source.markers.add(entry.seq);
+      writes.push(this.deps.state.put(entryKey(tenant, name, source.topic, entry.seq), entryJson({ attempts: entry.attempts, failures: [], done: true })));
+    } else if (entry.attempts > 0 || source.markers.has(entry.seq)) {
+      source.markers.delete(entry.seq);
+      writes.push(this.deps.state.delete(entryKey(tenant, name, source.topic, entry.seq)));
+    }
+    if (floor > source.persistedFloor) writes.push(...this.moveFloor(source, floor));
+    this.nextOfKey(entry);
+    this.pump();
+    await Promise.all(writes);
+  }
+
+  private moveFloor(source: Source, floor: number): Promise<unknown>[] {
+    const { tenant, name } = this.config;
+    source.persistedFloor = floor;
+    const writes: Promise<unknown>[] = [this.deps.state.put(positionKey(tenant, name, source.topic), { floor, epoch: source.epoch })];
+    // Records from before a restart whose events were never read again (reclaimed, expired).
+    if (source.restored.size > 0) {
+      for (const seq of source.restored.keys()) {
+        if (seq >= floor) continue;
+        source.restored.delete(seq);
+        source.markers.delete(seq);
+        writes.push(this.deps.state.delete(entryKey(tenant, name, source.topic, seq)));
+      }
+    }
+    if (source.markers.size > 0) {
+      for (const seq of source.markers) {
+        if (seq >= floor) continue;
+        source.markers.delete(seq);
+        writes.push(this.deps.state.delete(entryKey(tenant, name, source.topic, seq)));
+      }
+    }
+    return writes;
+  }
+
+  private nextOfKey(entry: Entry): void {
+    if (!this.config.orderedByKey || entry.scope === undefined) return;
+    const ks = this.keys.get(entry.scope);
+    if (ks === undefined || ks.head !== entry) return;
+    const next = ks.waiting.shift();
+    ks.head = next;
+    if (next === undefined) {
+      this.keys.delete(entry.scope);
+      return;
+    }
+    this.activate(next);
+  }
+
+  /** Makes a restored or promoted entry go: ready, delayed or (after restart) in flight. */
+  private activate(entry: Entry): void {
+    if (entry.event === undefined) {
+      entry.state = "loading";
+      void this.reload(entry);
+      return;
+    }
+    const now = this.now();
+    if (entry.leaseUntil > 0 && entry.state !== "ready") {
+      // In flight when the server stopped: the worker may still ack it until the lease ends.
+      entry.state = "inflight";
+      this.leases.push(entry.leaseUntil, [entry, entry.version]);
+      this.arm();
+    } else if (entry.notBefore > now) {
+      entry.state = "delayed";
+      this.delays.push(entry.notBefore, [entry, entry.version]);
+      this.arm();
+    } else {
+      this.makeReady(entry);
+    }
+  }
+
+  private makeReady(entry: Entry, front = false): void {
+    entry.state = "ready";
+    entry.version += 1;
+    const lane = entry.scope ?? "";
+    if (front) this.ready.pushFront(lane, entry);
+    else this.ready.push(lane, entry);
+  }
+
+  private async reload(entry: Entry): Promise<void> {
+    try {
+      const page = await this.deps.log.read(entry.source.ref, entry.seq, 1);
+      const event = page.events[0];
+      if (this.stopped || entry.source.entries.get(entry.seq) !== entry) return;
+      if (event === undefined || event.seq !== entry.seq) {
+        // Reclaimed by retention or expired while it waited behind its key.
+        this.counters.expired += 1;
+        await this.finish(entry);
+        return;
+      }
+      entry.event = event;
+      entry.state = "waiting";
+      this.activate(entry);
+      this.pump();
+    } catch (err) {
+      this.deps.onError?.(err, "reload event");
+      setTimeout(() => void this.reload(entry), 1000).unref();
+    }
+  }
+
+  // ---- dead letters -------------------------------------------------------------------
+
+  private async deadLetter(entry: Entry): Promise<void> {
+    entry.dlq = true;
+    entry.state = "dead-lettering";
+    entry.version += 1;
+    const event = entry.event!;
+    const origin = originOf(entry.source, event);
+    const headers: Record<string, string> = {
+      ...(event.headers ?? {}),
+      [DLQ_HEADERS.group]: this.config.name,
+      [DLQ_HEADERS.topic]: origin.topic,
+      [DLQ_HEADERS.seq]: String(origin.seq),
+      [DLQ_HEADERS.id]: origin.id,
+      [DLQ_HEADERS.attempts]: String(entry.attempts),
+      [DLQ_HEADERS.failures]: JSON.stringify(entry.failures),
+    };
+    const letter: NewEvent = {
+      data: event.data,
+      headers,
+      causalId: origin.id,
+      // The same event dead-lettered twice (a crash between append and finish) is stored once.
+      idempotencyKey: `dlq:${entry.source.topic}:${entry.source.epoch}:${entry.seq}:${entry.attempts}`,
+      ...(event.key === undefined ? {} : { key: event.key }),
+      ...(event.type === undefined ? {} : { type: event.type }),
+      ...(event.schemaVersion === undefined ? {} : { schemaVersion: event.schemaVersion }),
+    };
+    try {
+      await this.deps.log.append({ tenant: this.config.tenant, topic: deadLetterTopic(this.config.name) }, [letter], { autoCreate: true });
+    } catch (err) {
+      // Never drop it: try again shortly; the entry keeps its key blocked meanwhile.
+      this.deps.onError?.(err, "dead-letter append");
+      entry.state = "delayed";
+      entry.notBefore = this.now() + 1000;
+      this.delays.push(entry.notBefore, [entry, entry.version]);
+      this.arm();
+      return;
+    }
+    this.counters.deadLettered += 1;
+    await this.finish(entry);
+  }
+
+  // ---- reading ------------------------------------------------------------------------
+
+  private addSource(topic: string, startSeq: number): Source {
+    const existing = this.sources.get(topic);
+    if (existing !== undefined) return existing;
+    const pos = this.initialPositions.get(topic);
+    const floor = pos?.floor ?? startSeq;
+    const ref = { tenant: this.config.tenant, topic };
+    const source: Source = {
+      topic,
+      ref,
+      redrive: topic === redriveTopic(this.config.name),
+      cursor: floor,
+      epoch: pos?.epoch ?? "",
+      persistedFloor: pos?.floor ?? 0,
+      entries: new Map(),
+      restored: this.restoredEntries.get(topic) ?? new Map(),
+      markers: new Set(),
+      reading: false,
+      caughtUp: false,
+      unlisten: () => undefined,
+    };
+    for (const [seq, r] of source.restored) if (r.done === true) source.markers.add(seq);
+    this.sources.set(topic, source);
+    source.unlisten = this.deps.log.onAppend(ref, () => {
+      source.caughtUp = false;
+      void this.fill(source);
+    });
+    void this.fill(source);
+    return source;
+  }
+
+  private async discover(): Promise<void> {
+    const pattern = this.config.topic;
+    const literal = pattern.split(".").findIndex((t) => t === "*" || t === ">");
+    const prefix = pattern.split(".").slice(0, literal).join(".");
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.deps.log.listTopics(this.config.tenant, { limit: 1000, ...(prefix === "" ? {} : { prefix: `${prefix}.` }), ...(after === undefined ? {} : { after }) });
+      for (const t of page) {
+        if (this.stopped) return;
+        if (!this.sources.has(t.name) && !isSystemTopic(t.name) && matchesPattern(pattern, t.name)) this.addSource(t.name, 1);
+      }
+      if (page.length < 1000) return;
+      after = page[page.length - 1]!.name;
+    }
+  }
+
+  private scheduleDiscovery(): void {
+    if (this.stopped) return;
+    this.discovery = setTimeout(() => {
+      this.discover().then(
+        () => this.scheduleDiscovery(),
+        (err: unknown) => {
+          this.deps.onError?.(err, "topic discovery");
+          this.scheduleDiscovery();
+        },
+      );
+    }, DISCOVERY_INTERVAL_MS);
+    this.discovery.unref();
+  }
+
+  private async fill(source: Source): Promise<void> {
+    if (source.reading || source.caughtUp || this.stopped) return;
+    source.reading = true;
+    try {
+      for (;;) {
+        if (this.stopped) break;
+        if (this.ready.size >= READ_AHEAD || this.pending >= this.config.maxPending) {
+          this.starved.add(source);
+          break;
+        }
+        let limit = Math.min(READ_PAGE, this.config.maxPending - this.pending);
+        if (source.redrive) {
+          limit = Math.min(limit, Math.floor(this.redriveTokens));
+          if (limit < 1) {
+            this.refillRedrive(source);
+            break;
+          }
+        }
+        let page;
+        try {
+          page = await this.deps.log.read(source.ref, source.cursor, limit);
+        } catch (err) {
+          if ((err as BatonError).code === "TOPIC_NOT_FOUND") {
+            source.caughtUp = true;
+            break;
+          }
+          throw err;
+        }
+        if (this.stopped) break;
+        if (source.epoch !== page.epoch) {
+          const replaced = source.epoch !== "";
+          if (replaced) this.historyReplaced(source, page.firstSeq);
+          source.epoch = page.epoch;
+          // The position is written as soon as the group knows the topic's epoch.
+          await Promise.all(this.moveFloor(source, source.cursor));
+          // A replaced history is read again from its start.
+          if (replaced) continue;
+        }
+        for (const event of page.events) this.admit(source, event);
+        if (source.redrive) this.redriveTokens -= page.events.length;
+        source.cursor = Math.max(page.next, source.cursor);
+        if (page.events.length === 0 || source.cursor > page.lastSeq) {
+          source.caughtUp = true;
+          // Everything below the cursor that is not open is done: let the floor follow.
+          const floor = floorOf(source);
+          if (floor > source.persistedFloor) await Promise.all(this.moveFloor(source, floor));
+          break;
+        }
+      }
+    } catch (err) {
+      this.deps.onError?.(err, `read ${source.topic}`);
+      setTimeout(() => {
+        source.caughtUp = false;
+        void this.fill(source);
+      }, 1000).unref();
+    } finally {
+      source.reading = false;
+    }
+    this.pump();
+  }
+
+  private refillRedrive(source: Source): void {
+    if (this.redriveRefill !== undefined) return;
+    this.redriveRefill = setTimeout(() => {
+      this.redriveRefill = undefined;
+      this.redriveTokens = this.config.redriveRatePerS;
+      void this.fill(source);
+    }, 1000);
+    this.redriveRefill.unref();
+  }
+
+  /** The topic was deleted and recreated: its old events are gone, start over on the new history. */
+  private historyReplaced(source: Source, firstSeq: number): void {
+    for (const entry of source.entries.values()) {
+      this.release(entry);
+      this.pending -= 1;
+      if (entry.scope !== undefined) this.keys.delete(entry.scope);
+    }
+    this.ready.removeWhere((e) => e.source === source);
+    source.entries.clear();
+    source.restored.clear();
+    source.cursor = firstSeq;
+    source.persistedFloor = 0;
+  }
+
+  /** A freshly read event joins the window. */
+  private admit(source: Source, event: StoredEvent): void {
+    const restored = source.restored.get(event.seq);
+    if (restored !== undefined) source.restored.delete(event.seq);
+    if (restored?.done === true) return;
+    const origin = originOf(source, event);
+    const entry: Entry = {
+      source,
+      seq: event.seq,
+      scope: event.key === undefined ? undefined : `${origin.topic}\u0000${event.key}`,
+      event,
+      attempts: restored?.attempts ?? 0,
+      failures: [...(restored?.failures ?? [])],
+      state: "waiting",
+      notBefore: restored?.notBefore ?? 0,
+      leaseUntil: restored?.leaseUntil ?? 0,
+      member: undefined,
+      version: 0,
+      dlq: false,
+    };
+    source.entries.set(event.seq, entry);
+    this.pending += 1;
+    if (this.config.orderedByKey && entry.scope !== undefined) {
+      let ks = this.keys.get(entry.scope);
+      if (ks === undefined) this.keys.set(entry.scope, (ks = { head: undefined, waiting: [] }));
+      if (ks.head !== undefined) {
+        // Behind its key: keep only the position, the event is read again when its turn comes.
+        entry.event = undefined;
+        ks.waiting.push(entry);
+        return;
+      }
+      ks.head = entry;
+    }
+    this.activate(entry);
+  }
+
+  // ---- dispatch -----------------------------------------------------------------------
+
+  private pump(): void {
+    if (this.stopped) return;
+    // finish() and fail() pump again; a nested pass would hand out past a member's room.
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.pumpAgain = false;
+        this.pumpOnce();
+      } while (this.pumpAgain);
+    } finally {
+      this.pumping = false;
+    }
+    if (this.starved.size > 0 && this.ready.size < READ_AHEAD / 2 && this.pending < this.config.maxPending) {
+      const sources = [...this.starved];
+      this.starved.clear();
+      for (const s of sources) void this.fill(s);
+    }
+  }
+
+  private pumpOnce(): void {
+    const now = this.now();
+    while (this.ready.size > 0) {
+      const member = this.nextMember();
+      if (member === undefined) break;
+      const room = member.sink.maxInFlight - member.inFlight;
+      const max = member.waiter === undefined ? room : Math.min(room, member.waiter.max);
+      const batch: Delivery[] = [];
+      while (batch.length < max) {
+        const entry = this.ready.shift();
+        if (entry === undefined) break;
+        if (entry.event!.expiresAt !== undefined && entry.event!.expiresAt <= now) {
+          this.counters.expired += 1;
+          void this.finish(entry).catch((err: unknown) => this.deps.onError?.(err, "expire"));
+          continue;
+        }
+        batch.push(this.handOut(entry, member, now));
+      }
+      if (batch.length === 0) break;
+      if (member.waiter !== undefined) {
+        const w = member.waiter;
+        member.waiter = undefined;
+        clearTimeout(w.timer);
+        w.resolve(batch);
+      } else {
+        member.sink.deliver(batch);
+      }
+    }
+  }
+
+  /** The next member, round-robin, that can take an event now. */
+  private nextMember(): Member | undefined {
+    const n = this.memberOrder.length;
+    for (let i = 0; i < n; i++) {
+      const m = this.memberOrder[(this.memberCursor + i) % n]!;
+      if (m.inFlight >= m.sink.maxInFlight) continue;
+      if (m.sink.kind === "pull" && m.waiter === undefined) continue;
+      this.memberCursor = (this.memberCursor + i + 1) % n;
+      return m;
+    }
+    return undefined;
+  }
+
+  private handOut(entry: Entry, member: Member, now: number): Delivery {
+    entry.attempts += 1;
+    entry.state = "inflight";
+    entry.member = member;
+    entry.leaseUntil = now + this.config.ackWaitMs;
+    entry.version += 1;
+    member.inFlight += 1;
+    this.counters.delivered += 1;
+    if (entry.attempts > 1) this.counters.redelivered += 1;
+    this.leases.push(entry.leaseUntil, [entry, entry.version]);
+    this.arm();
+    // Recorded so the attempt counts across a restart; not awaited: a delivery lost in a crash
+    // is simply delivered again, which at-least-once allows.
+    this.writeEntry(entry).catch((err: unknown) => this.deps.onError?.(err, "record delivery"));
+    const event = entry.event!;
+    return {
+      token: `${entry.attempts}:${entry.seq}:${entry.source.topic}`,
+      topic: entry.source.topic,
+      seq: entry.seq,
+      attempt: entry.attempts,
+      failures: entry.failures,
+      leaseUntil: entry.leaseUntil,
+      origin: originOf(entry.source, event),
+      event,
+    };
+  }
+
+  private writeEntry(entry: Entry): Promise<unknown> {
+    const record: EntryRecord = {
+      attempts: entry.attempts,
+      failures: entry.failures,
+      ...(entry.state === "inflight" ? { leaseUntil: entry.leaseUntil } : {}),
+      ...(entry.state === "delayed" ? { notBefore: entry.notBefore } : {}),
+    };
+    return this.deps.state.put(entryKey(this.config.tenant, this.config.name, entry.source.topic, entry.seq), entryJson(record));
+  }
+
+  // ---- timers -------------------------------------------------------------------------
+
+  private arm(): void {
+    const next = Math.min(this.delays.peek() ?? Infinity, this.leases.peek() ?? Infinity);
+    if (next === Infinity || next >= this.timerAt || this.stopped) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timerAt = next;
+    this.timer = setTimeout(() => this.onTimer(), Math.max(0, next - this.now()));
+    this.timer.unref();
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    const now = this.now();
+    for (let item = this.leases.popDue(now); item !== undefined; item = this.leases.popDue(now)) {
+      const [entry, version] = item;
+      if (entry.version !== version || entry.state !== "inflight") continue;
+      this.counters.leaseExpired += 1;
+      this.recentLeaseExpiries.push(now);
+      void this.fail(entry, "lease expired", undefined).catch((err: unknown) => this.deps.onError?.(err, "lease expiry"));
+    }
+    for (let item = this.delays.popDue(now); item !== undefined; item = this.delays.popDue(now)) {
+      const [entry, version] = item;
+      if (entry.version !== version || entry.state !== "delayed") continue;
+      if (entry.dlq) {
+        void this.deadLetter(entry);
+        continue;
+      }
+      this.makeReady(entry, true);
+    }
+    this.arm();
+    this.pump();
+  }
+
+  // ---- description --------------------------------------------------------------------
+
+  describe(): GroupStatus {
+    const now = this.now();
+    while (this.recentLeaseExpiries.length > 0 && this.recentLeaseExpiries[0]! < now - LEASE_WINDOW_MS) this.recentLeaseExpiries.shift();
+    let inFlight = 0;
+    let delayed = 0;
+    let waiting = 0;
+    const partitions: PartitionStatus[] = [];
+    for (const s of this.sources.values()) {
+      let sIn = 0;
+      let sDelayed = 0;
+      for (const e of s.entries.values()) {
+        if (e.state === "inflight") sIn += 1;
+        else if (e.state === "delayed" || e.state === "dead-lettering") sDelayed += 1;
+        else if (e.state === "waiting" || e.state === "loading") waiting += 1;
+      }
+      inFlight += sIn;
+      delayed += sDelayed;
+      partitions.push({ topic: s.topic, floor: floorOf(s), cursor: s.cursor, pending: s.entries.size, inFlight: sIn, delayed: sDelayed });
+    }
+    let blockedKeys = 0;
+    let exampleKey: string | undefined;
+    for (const [scope, ks] of this.keys) {
+      if (ks.head !== undefined && ks.head.state === "delayed" && ks.waiting.length > 0) {
+        blockedKeys += 1;
+        exampleKey ??= scope.replace("\u0000", " key ");
+      }
+    }
+    const live = [...this.members.values()].filter((m) => m.sink.kind === "push" || m.waiter !== undefined || m.inFlight > 0 || now - m.lastSeen < 60_000);
+    const stalled: StallReason[] = [];
+    if (this.ready.size > 0 && live.length === 0) stalled.push({ code: "NO_MEMBERS", message: `${this.ready.size} events are ready and no member is consuming` });
+    if (this.ready.size > 0 && live.length > 0 && live.every((m) => m.inFlight >= m.sink.maxInFlight)) {
+      stalled.push({ code: "MEMBERS_AT_LIMIT", message: `${this.ready.size} events are ready and every member holds its maxInFlight` });
+    }
+    if (blockedKeys > 0) stalled.push({ code: "KEYS_BLOCKED", message: `${blockedKeys} keys wait behind an event that is retrying (e.g. ${exampleKey})` });
+    if (this.recentLeaseExpiries.length > 0) {
+      stalled.push({ code: "LEASES_EXPIRING", message: `${this.recentLeaseExpiries.length} leases expired in the last 5 minutes: members die or need to extend their lease (ackWait ${this.config.ackWaitMs} ms)` });
+    }
+    if (this.pending >= this.config.maxPending) stalled.push({ code: "WINDOW_FULL", message: `${this.pending} events are open (maxPending ${this.config.maxPending}); reading pauses until some finish` });
+    return {
+      pending: this.pending,
+      ready: this.ready.size,
+      inFlight,
+      delayed,
+      waitingOnKey: waiting,
+      blockedKeys,
+      members: [...this.members.values()].map((m) => ({ id: m.sink.id, kind: m.sink.kind, inFlight: m.inFlight, maxInFlight: m.sink.maxInFlight })),
+      partitions,
+      counters: { ...this.counters },
+      stalled,
+    };
+  }
+}
+
+export interface PartitionStatus {
+  readonly topic: string;
+  /** Every sequence below it is done in this group. */
+  readonly floor: number;
+  /** Next sequence to be read into the window. */
+  readonly cursor: number;
+  readonly pending: number;
+  readonly inFlight: number;
+  readonly delayed: number;
+}
+
+export interface GroupStatus {
+  readonly pending: number;
+  readonly ready: number;
+  readonly inFlight: number;
+  readonly delayed: number;
+  readonly waitingOnKey: number;
+  readonly blockedKeys: number;
+  readonly members: { id: string; kind: string; inFlight: number; maxInFlight: number }[];
+  readonly partitions: PartitionStatus[];
+  readonly counters: GroupRuntime["counters"];
+  readonly stalled: StallReason[];
+}
+
+function floorOf(source: Source): number {
+  for (const seq of source.entries.keys()) return seq;
+  return source.cursor;
+}
+
+function keepFailures(failures: Failure[]): Failure[] {
+  return failures.length > MAX_FAILURES_KEPT ? failures.slice(-MAX_FAILURES_KEPT) : failures;
+}
+
+export function isPattern(topic: string): boolean {
+  return topic.split(".").some((t) => t === "*" || t === ">") || topic === "#*";
+}
+
+function originOf(source: Source, event: StoredEvent): { topic: string; seq: number; id: string } {
+  if (!source.redrive) return { topic: source.topic, seq: event.seq, id: event.id };
+  const h = event.headers ?? {};
+  const seq = Number(h[DLQ_HEADERS.seq]);
+  return { topic: h[DLQ_HEADERS.topic] ?? source.topic, seq: Number.isSafeInteger(seq) ? seq : event.seq, id: h[DLQ_HEADERS.id] ?? event.id };
+}
+
+function parseToken(token: string): { attempt: number; seq: number; topic: string } | undefined {
+  const a = token.indexOf(":");
+  const b = token.indexOf(":", a + 1);
+  if (a <= 0 || b <= a + 1) return undefined;
+  const attempt = Number(token.slice(0, a));
+  const seq = Number(token.slice(a + 1, b));
+  if (!Number.isSafeInteger(attempt) || !Number.isSafeInteger(seq)) return undefined;
+  return { attempt, seq, topic: token.slice(b + 1) };
+}
