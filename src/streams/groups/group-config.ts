@@ -106,7 +106,7 @@ function numberField(v: unknown, field: string, [min, max]: readonly [number, nu
 function object(v: unknown, field: string, allowed: readonly string[]): Record<string, unknown> {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return fail(field, "must be an object");
   const obj = v as Record<string, unknown>;
-  for (const k of Object.keys(obj)) if (!allowed.includes(k)) fail(`${field}.${k}`, `unknown field (allowed: ${allowed.join(", ")})`);
+  for (const k of Object.keys(obj)) if (!allowed.includes(k)) fail(field === "body" ? k : `${field}.${k}`, `unknown field (allowed: ${allowed.join(", ")})`);
   return obj;
 }
 

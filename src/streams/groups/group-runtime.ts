@@ -6,11 +6,15 @@
  * (see group-state.ts), so a restart resumes exactly: nothing acked comes back, nothing unacked
  * is lost.
  *
- * Scheduling. Ready events wait in a FairQueue, one lane per key, served round-robin, so a hot
- * key cannot delay the others. With `orderedByKey`, a key has at most one event out (in flight
- * or waiting for its retry); its later events wait behind it without taking a lane, and the
- * reader keeps reading past them, up to `maxPending` events, so a failing key never hides the
- * ready keys behind it. Members declare `maxInFlight`; the runtime never exceeds it.
+ * Scheduling. Every event belongs to a lane: its origin topic plus its key (keyless events of a
+ * topic share one lane). Ready events are served round-robin across lanes (FairQueue). A lane
+ * of a group with `orderedByKey` has at most one event out (ready, in flight or waiting for its
+ * retry), as SQS FIFO message groups; any other lane has at most LANE_READY events ready. Later
+ * events of a full lane wait behind it (beyond a budget, as bare positions whose bodies are read
+ * again in pages when their turn comes) while the reader keeps reading past them, up to
+ * `maxPending` events: a hot or failing key never hides the ready keys behind it, and a hot
+ * topic of a pattern group never starves the quiet ones.
+ * Members declare `maxInFlight`; the runtime never exceeds it.
  *
  * One process runs a group (the embedded engine owns its data dir); all state changes happen
  * synchronously in the event loop, and the writes they imply are issued in the same turn.
@@ -83,8 +87,10 @@ type EntryState = "ready" | "inflight" | "delayed" | "waiting" | "loading" | "de
 interface Entry {
   readonly source: Source;
   readonly seq: number;
-  /** Ordering / fairness scope: origin topic + key; undefined for keyless events. */
-  readonly scope: string | undefined;
+  /** Its lane: origin topic + NUL + key ("" for keyless events). */
+  readonly scope: string;
+  /** One at a time in its lane (orderedByKey and the event has a key). */
+  readonly ordered: boolean;
   event: StoredEvent | undefined;
   attempts: number;
   failures: Failure[];
@@ -118,9 +124,13 @@ interface Source {
   unlisten: () => void;
 }
 
-interface KeyState {
-  /** The one event of this key that is out (ready, in flight, delayed, dead-lettering). */
-  head: Entry | undefined;
+interface Lane {
+  readonly ordered: boolean;
+  /** Ordered lanes: the one event that is out (ready, loading, in flight, delayed, dead-lettering). */
+  readonly out: Set<Entry>;
+  /** Events of this lane in the ready queue. */
+  ready: number;
+  /** Later events, in sequence order. */
   readonly waiting: Entry[];
 }
 
@@ -139,7 +149,12 @@ export interface StallReason {
 }
 
 const READ_PAGE = 256;
-const READ_AHEAD = 1024;
+/** Reading pauses while this many events are ready (bounds the bodies held for dispatch). */
+const READ_AHEAD = 4096;
+/** Ready events of one unordered lane: a hot lane cannot fill the read-ahead window alone. */
+const LANE_READY = 256;
+/** Bodies kept for events waiting behind their lane; past it they are read again later. */
+const WAITING_BODIES = 8192;
 const DISCOVERY_INTERVAL_MS = 1000;
 const LEASE_WINDOW_MS = 5 * 60_000;
 
@@ -150,7 +165,7 @@ export class GroupRuntime {
   private readonly random: () => number;
   private readonly sources = new Map<string, Source>();
   private readonly ready = new FairQueue<Entry>();
-  private readonly keys = new Map<string, KeyState>();
+  private readonly lanes = new Map<string, Lane>();
   private readonly delays = new DeadlineHeap<[Entry, number]>();
   private readonly leases = new DeadlineHeap<[Entry, number]>();
   private readonly members = new Map<string, Member>();
@@ -158,6 +173,7 @@ export class GroupRuntime {
   private memberCursor = 0;
   private pending = 0;
   private pumping = false;
+  private waitingBodies = 0;
   private pumpAgain = false;
   /** Sources that stopped reading because the window was full, not because they caught up. */
   private readonly starved = new Set<Source>();
@@ -344,7 +360,7 @@ export class GroupRuntime {
       writes.push(this.deps.state.delete(entryKey(tenant, name, source.topic, entry.seq)));
     }
     if (floor > source.persistedFloor) writes.push(...this.moveFloor(source, floor));
-    this.nextOfKey(entry);
+    this.leaveLane(entry);
     this.pump();
     await Promise.all(writes);
   }
@@ -372,23 +388,54 @@ export class GroupRuntime {
     return writes;
   }
 
-  private nextOfKey(entry: Entry): void {
-    if (!this.config.orderedByKey || entry.scope === undefined) return;
-    const ks = this.keys.get(entry.scope);
-    if (ks === undefined || ks.head !== entry) return;
-    const next = ks.waiting.shift();
-    ks.head = next;
-    if (next === undefined) {
-      this.keys.delete(entry.scope);
-      return;
+  private lane(entry: Entry): Lane {
+    let lane = this.lanes.get(entry.scope);
+    if (lane === undefined) this.lanes.set(entry.scope, (lane = { ordered: entry.ordered, out: new Set(), ready: 0, waiting: [] }));
+    return lane;
+  }
+
+  private hasRoom(lane: Lane): boolean {
+    return lane.ordered ? lane.out.size === 0 : lane.ready < LANE_READY;
+  }
+
+  /** Lets waiting events of `lane` go while it has room. */
+  private promote(lane: Lane): void {
+    while (lane.waiting.length > 0 && this.hasRoom(lane)) {
+      const next = lane.waiting.shift()!;
+      if (next.event !== undefined) this.waitingBodies -= 1;
+      if (lane.ordered) lane.out.add(next);
+      this.activate(next);
     }
-    this.activate(next);
+  }
+
+  private dropLaneIfIdle(entry: Entry, lane: Lane): void {
+    if (lane.out.size === 0 && lane.ready === 0 && lane.waiting.length === 0) this.lanes.delete(entry.scope);
+  }
+
+  /** A finished event frees its lane's place for the next waiting one. */
+  private leaveLane(entry: Entry): void {
+    const lane = this.lanes.get(entry.scope);
+    if (lane === undefined) return;
+    lane.out.delete(entry);
+    this.promote(lane);
+    this.dropLaneIfIdle(entry, lane);
+  }
+
+  /** A ready event left the ready queue (handed out or expired). */
+  private leftReady(entry: Entry): void {
+    const lane = this.lanes.get(entry.scope);
+    if (lane === undefined) return;
+    lane.ready -= 1;
+    this.promote(lane);
+    this.dropLaneIfIdle(entry, lane);
   }
 
   /** Makes a restored or promoted entry go: ready, delayed or (after restart) in flight. */
   private activate(entry: Entry): void {
     if (entry.event === undefined) {
       entry.state = "loading";
+      // Holds a ready place while its body is read, so one promotion pass cannot start many reads.
+      this.lane(entry).ready += 1;
       void this.reload(entry);
       return;
     }
@@ -410,17 +457,26 @@ export class GroupRuntime {
   private makeReady(entry: Entry, front = false): void {
     entry.state = "ready";
     entry.version += 1;
-    const lane = entry.scope ?? "";
-    if (front) this.ready.pushFront(lane, entry);
-    else this.ready.push(lane, entry);
+    this.lane(entry).ready += 1;
+    if (front) this.ready.pushFront(entry.scope, entry);
+    else this.ready.push(entry.scope, entry);
   }
 
+  /** Reads a waiting event's body again, and those of the bare events after it, in one page. */
   private async reload(entry: Entry): Promise<void> {
     try {
-      const page = await this.deps.log.read(entry.source.ref, entry.seq, 1);
-      const event = page.events[0];
+      const page = await this.deps.log.read(entry.source.ref, entry.seq, READ_PAGE);
       if (this.stopped || entry.source.entries.get(entry.seq) !== entry) return;
-      if (event === undefined || event.seq !== entry.seq) {
+      this.lane(entry).ready -= 1;
+      let event: StoredEvent | undefined;
+      for (const e of page.events) {
+        if (e.seq === entry.seq) event = e;
+        const other = entry.source.entries.get(e.seq);
+        if (other === undefined || other === entry || other.event !== undefined || other.state !== "waiting") continue;
+        other.event = e;
+        this.waitingBodies += 1;
+      }
+      if (event === undefined) {
         // Reclaimed by retention or expired while it waited behind its key.
         this.counters.expired += 1;
         await this.finish(entry);
@@ -616,7 +672,16 @@ export class GroupRuntime {
     for (const entry of source.entries.values()) {
       this.release(entry);
       this.pending -= 1;
-      if (entry.scope !== undefined) this.keys.delete(entry.scope);
+      const lane = this.lanes.get(entry.scope);
+      if (lane === undefined) continue;
+      if (entry.state === "ready" || entry.state === "loading") lane.ready -= 1;
+      lane.out.delete(entry);
+      const i = lane.waiting.indexOf(entry);
+      if (i >= 0) {
+        lane.waiting.splice(i, 1);
+        if (entry.event !== undefined) this.waitingBodies -= 1;
+      }
+      this.dropLaneIfIdle(entry, lane);
     }
     this.ready.removeWhere((e) => e.source === source);
     source.entries.clear();
@@ -634,7 +699,8 @@ export class GroupRuntime {
     const entry: Entry = {
       source,
       seq: event.seq,
-      scope: event.key === undefined ? undefined : `${origin.topic}\u0000${event.key}`,
+      scope: `${origin.topic}\u0000${event.key ?? ""}`,
+      ordered: this.config.orderedByKey && event.key !== undefined,
       event,
       attempts: restored?.attempts ?? 0,
       failures: [...(restored?.failures ?? [])],
@@ -647,17 +713,16 @@ export class GroupRuntime {
     };
     source.entries.set(event.seq, entry);
     this.pending += 1;
-    if (this.config.orderedByKey && entry.scope !== undefined) {
-      let ks = this.keys.get(entry.scope);
-      if (ks === undefined) this.keys.set(entry.scope, (ks = { head: undefined, waiting: [] }));
-      if (ks.head !== undefined) {
-        // Behind its key: keep only the position, the event is read again when its turn comes.
-        entry.event = undefined;
-        ks.waiting.push(entry);
-        return;
-      }
-      ks.head = entry;
+    const lane = this.lane(entry);
+    if (lane.waiting.length > 0 || !this.hasRoom(lane)) {
+      // Behind its lane. Past the body budget keep only the position; the body is read again
+      // (a page at a time) when its turn comes.
+      if (this.waitingBodies < WAITING_BODIES) this.waitingBodies += 1;
+      else entry.event = undefined;
+      lane.waiting.push(entry);
+      return;
     }
+    if (lane.ordered) lane.out.add(entry);
     this.activate(entry);
   }
 
@@ -697,6 +762,7 @@ export class GroupRuntime {
       while (batch.length < max) {
         const entry = this.ready.shift();
         if (entry === undefined) break;
+        this.leftReady(entry);
         if (entry.event!.expiresAt !== undefined && entry.event!.expiresAt <= now) {
           this.counters.expired += 1;
           void this.finish(entry).catch((err: unknown) => this.deps.onError?.(err, "expire"));
@@ -824,8 +890,10 @@ export class GroupRuntime {
     }
     let blockedKeys = 0;
     let exampleKey: string | undefined;
-    for (const [scope, ks] of this.keys) {
-      if (ks.head !== undefined && ks.head.state === "delayed" && ks.waiting.length > 0) {
+    for (const [scope, lane] of this.lanes) {
+      if (!lane.ordered || lane.waiting.length === 0) continue;
+      for (const head of lane.out) {
+        if (head.state !== "delayed" && head.state !== "dead-lettering") continue;
         blockedKeys += 1;
         exampleKey ??= scope.replace("\u0000", " key ");
       }
