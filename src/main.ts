@@ -106,6 +106,7 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
         else metrics.appendedEvents.inc();
       },
       acceptsWrites: () => ready && engine.isHealthy(),
+      groups: groupCommands,
       limits: {
         pingIntervalS: Math.max(1, Math.round(config.wsPingIntervalMs / 1000)),
         pongTimeoutMs: 10_000,

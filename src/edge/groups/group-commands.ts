@@ -117,6 +117,19 @@ export class GroupCommands {
     this.log = log;
   }
 
+  /**
+   * Makes a socket a member of the group: deliveries arrive through `sink.deliver` until the
+   * returned function is called. `maxInFlight` (default 10) bounds what it holds at once.
+   */
+  consume(principal: Principal, group: string, raw: unknown, sink: { id: string; deliver: (d: Delivery[]) => void }): () => void {
+    const body = asBody(raw, ["maxInFlight"]);
+    const maxInFlight = intField(body["maxInFlight"], "maxInFlight", 1, PULL_LIMITS.maxInFlight, 10);
+    const runtime = this.groups.runtime(principal.tenant, group);
+    authorizeConsume(principal, runtime.config);
+    runtime.addMember({ id: sink.id, kind: "push", maxInFlight, deliver: sink.deliver });
+    return () => runtime.removeMember(sink.id);
+  }
+
   async describe(principal: Principal, group: string): Promise<Json> {
     const runtime = this.groups.runtime(principal.tenant, group);
     authorizeConsume(principal, runtime.config);

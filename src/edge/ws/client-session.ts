@@ -30,6 +30,8 @@ import {
   unsubscribePush,
 } from "./protocol.ts";
 import { ephemeralPublicationJson, publicationJson } from "./publications.ts";
+import { GROUP_METHODS, SocketGroups } from "./socket-groups.ts";
+import type { GroupCommands } from "../groups/group-commands.ts";
 
 /** The socket as the session sees it. */
 export interface SessionTransport {
@@ -78,6 +80,8 @@ export interface SessionServices {
   readonly onAppended: (duplicate: boolean, seconds: number) => void;
   /** False while the node starts, drains or cannot write: publishes get a temporary error. */
   readonly acceptsWrites: () => boolean;
+  /** Consumer groups, for the `baton.group.*` RPC methods. */
+  readonly groups: GroupCommands;
 }
 
 interface ChannelSub {
@@ -104,10 +108,12 @@ export class ClientSession {
   private readonly transport: SessionTransport;
   private readonly s: SessionServices;
   private readonly sink: SubscriptionSink;
+  private readonly groups: SocketGroups;
 
   constructor(transport: SessionTransport, services: SessionServices) {
     this.transport = transport;
     this.s = services;
+    this.groups = new SocketGroups(services.groups, this.id, (data) => void this.write(messagePush(JSON.stringify(data))));
     this.allowance = this.burst();
     const isClosed = (): boolean => this.closed;
     this.sink = {
@@ -145,6 +151,15 @@ export class ClientSession {
     for (const line of lines) {
       if (line.kind === "command") {
         const command = line.command;
+        if (this.principal !== undefined && isSettlement(command)) {
+          // Acks and their kin wait for a durable write; serving them in order would let one
+          // socket settle one delivery per commit. They run side by side, answered by id.
+          this.rpc(command, this.principal).catch((err: unknown) => {
+            this.s.logger.error({ err, session: this.id }, "session command failed");
+            this.close(CloseCodes.INTERNAL);
+          });
+          continue;
+        }
         // A client that does not read its replies does not get more commands served: the next
         // one waits until the send buffer drains (or the slow timeout closes the socket).
         this.chain = this.chain.then(() => this.drained()).then(() => this.handle(command)).catch((err: unknown) => {
@@ -179,6 +194,7 @@ export class ClientSession {
     clearTimeout(this.pingTimer);
     clearTimeout(this.expiryTimer);
     this.offMessages?.();
+    this.groups.dispose();
     for (const sub of this.subs.values()) {
       sub.durable.close();
       sub.offEphemeral();
@@ -392,7 +408,16 @@ export class ClientSession {
    * centrifuge-js) that drop the fields of a publish reply: `{data: {event_id, offset, duplicate?}}`.
    */
   private async rpc(cmd: Command, principal: Principal): Promise<void> {
-    if (cmd.params["method"] !== "baton.publish") return this.replyError(cmd, ReplyCodes.METHOD_NOT_FOUND, "method not found");
+    const method = cmd.params["method"];
+    if (typeof method === "string" && method.startsWith("baton.group.")) {
+      const name = method.slice("baton.group.".length);
+      if (!(GROUP_METHODS as readonly string[]).includes(name)) return this.replyError(cmd, ReplyCodes.METHOD_NOT_FOUND, "method not found");
+      const outcome = await this.groups.call(name, principal, cmd.params["data"]);
+      if ("error" in outcome) this.replyError(cmd, outcome.error, outcome.message, outcome.temporary);
+      else this.write(reply(cmd.id, "rpc", { data: outcome.result }));
+      return;
+    }
+    if (method !== "baton.publish") return this.replyError(cmd, ReplyCodes.METHOD_NOT_FOUND, "method not found");
     const data = cmd.params["data"];
     if (typeof data !== "object" || data === null || Array.isArray(data)) return this.replyError(cmd, ReplyCodes.BAD_REQUEST, "bad request: data must be a publish request");
     const outcome = await publishFromSocket(this.s, data as Record<string, unknown>, principal);
@@ -506,3 +531,10 @@ export class ClientSession {
   }
 }
 
+
+const SETTLEMENTS = new Set(["baton.group.ack", "baton.group.nack", "baton.group.term", "baton.group.extend"]);
+
+/** An RPC that settles or extends a delivery. */
+function isSettlement(cmd: Command): boolean {
+  return cmd.method === "rpc" && SETTLEMENTS.has(cmd.params["method"] as string);
+}

@@ -107,7 +107,8 @@ export class ConsumerGroups {
       const config = { ...old.config, start };
       await this.state.put(groupKey(tenant, name), groupConfigJson(config));
       await this.writeStart(config, start);
-      await this.run(config);
+      const runtime = await this.run(config);
+      for (const sink of old.pushMembers()) runtime.addMember(sink);
     } finally {
       this.changing.delete(id);
     }
@@ -137,10 +138,11 @@ export class ConsumerGroups {
     this.changing.add(id);
   }
 
-  private async run(config: GroupConfig): Promise<void> {
+  private async run(config: GroupConfig): Promise<GroupRuntime> {
     const runtime = new GroupRuntime(config, this.deps);
     this.runtimes.set(runtimeId(config.tenant, config.name), runtime);
     await runtime.start();
+    return runtime;
   }
 
   /**

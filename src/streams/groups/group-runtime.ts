@@ -230,6 +230,11 @@ export class GroupRuntime {
     this.pump();
   }
 
+  /** Socket members, to carry over to the runtime that replaces this one (reset). */
+  pushMembers(): MemberSink[] {
+    return [...this.members.values()].filter((m) => m.sink.kind === "push").map((m) => m.sink);
+  }
+
   /** The member stops receiving; what it holds stays leased to it until acked or expired. */
   removeMember(id: string): void {
     const m = this.members.get(id);

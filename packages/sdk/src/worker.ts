@@ -1,0 +1,265 @@
+/**
+ * @module sdk/worker
+ * The worker SDK: backend agents consume Baton consumer groups over one outbound WebSocket (no
+ * inbound port), on the `centrifuge` client, which reconnects with capped, jittered backoff.
+ *
+ *   const worker = new BatonWorker("http://baton:7700", { token });
+ *   const consumer = worker.consume("summaries", async (delivery, ctx) => { ... }, { maxInFlight: 4 });
+ *   await consumer.stop();   // finish what is in flight, then stop
+ *
+ * Return from the handler = ack; throw = nack (retried on the group's backoff schedule); throw
+ * `new Terminate(reason)` = no more attempts, to dead letters; throw `new RetryAfter(ms)` = retry
+ * after that delay. While the handler runs, its lease is extended in the background.
+ */
+import { Centrifuge } from "centrifuge";
+import { BatonClientError } from "./baton-client.ts";
+
+export interface WorkerOptions {
+  readonly token?: string;
+  readonly getToken?: () => Promise<string>;
+  readonly minReconnectDelayMs?: number;
+  readonly maxReconnectDelayMs?: number;
+  readonly websocket?: unknown;
+  /** Told about failures the worker handles by itself (an ack that could not be sent, …). */
+  readonly onError?: (err: Error) => void;
+}
+
+export interface Failure {
+  readonly attempt: number;
+  readonly reason: string;
+  readonly at: string;
+}
+
+/** One event handed to this worker by a consumer group. */
+export interface Delivery<T = unknown> {
+  readonly token: string;
+  readonly group: string;
+  readonly topic: string;
+  readonly seq: number;
+  /** 1 on the first delivery. */
+  readonly attempt: number;
+  /** Reasons of the earlier attempts, oldest first. */
+  readonly failures: readonly Failure[];
+  readonly leaseExpiresAt: string;
+  /** The event as first published (a redriven dead letter keeps its origin). */
+  readonly origin: { readonly topic: string; readonly seq: number; readonly id: string };
+  readonly event: {
+    readonly id: string;
+    readonly seq: number;
+    readonly key?: string;
+    readonly type?: string;
+    readonly causalId?: string;
+    readonly headers?: Readonly<Record<string, string>>;
+    readonly time: string;
+    readonly data: T;
+  };
+}
+
+export interface ConsumeOptions {
+  /** Deliveries held at once (handlers running concurrently). Default 10. */
+  readonly maxInFlight?: number;
+}
+
+/** Throw from a handler: no more attempts, straight to the group's dead letters. */
+export class Terminate extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = "Terminate";
+  }
+}
+
+/** Throw from a handler: retry after `delayMs` instead of the group's backoff schedule. */
+export class RetryAfter extends Error {
+  readonly delayMs: number;
+  constructor(delayMs: number, reason = `retry after ${delayMs} ms`) {
+    super(reason);
+    this.name = "RetryAfter";
+    this.delayMs = delayMs;
+  }
+}
+
+export interface HandlerContext {
+  /** Aborted when the worker stops or the lease could not be kept. */
+  readonly signal: AbortSignal;
+  /** Extends the lease now (the SDK also does so in the background). */
+  extendLease(leaseMs?: number): Promise<void>;
+  /** The worker, for reservations and effects (see BatonWorker.reserve / effect). */
+  readonly worker: BatonWorker;
+}
+
+export type Handler<T> = (delivery: Delivery<T>, ctx: HandlerContext) => Promise<unknown> | unknown;
+
+/** Turns centrifuge's `{code, message}` rejections into Errors with Baton's code. */
+export class BatonCallError extends BatonClientError {
+  /** Baton's stable error code (`DELIVERY_NOT_HELD`, `SLOT_UNAVAILABLE`, …) when the server sent one. */
+  readonly batonCode: string | undefined;
+  constructor(message: string, code: number, temporary: boolean) {
+    super(message, code, temporary);
+    this.name = "BatonCallError";
+    this.batonCode = /^([A-Z_]+): /.exec(message)?.[1];
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export class BatonWorker {
+  private readonly centrifuge: Centrifuge;
+  private readonly consumers = new Map<string, Consumer<unknown>>();
+  private readonly options: WorkerOptions;
+
+  /** `url` is the server's base URL (`http://host:7700`) or its WebSocket URL. */
+  constructor(url: string, options: WorkerOptions = {}) {
+    this.options = options;
+    const ws = url.startsWith("ws") ? url : `${url.replace(/^http/, "ws").replace(/\/$/, "")}/connection/websocket`;
+    this.centrifuge = new Centrifuge(ws, {
+      ...(options.token === undefined ? {} : { token: options.token }),
+      ...(options.getToken === undefined ? {} : { getToken: () => options.getToken!() }),
+      minReconnectDelay: options.minReconnectDelayMs ?? 500,
+      maxReconnectDelay: options.maxReconnectDelayMs ?? 20_000,
+      ...(options.websocket === undefined ? {} : { websocket: options.websocket }),
+    });
+    // After every (re)connect, each consumer joins its group again.
+    this.centrifuge.on("connected", () => {
+      for (const c of this.consumers.values()) c.join();
+    });
+    this.centrifuge.on("message", (ctx) => {
+      const data = ctx.data as { baton?: string; group?: string; deliveries?: Delivery[] };
+      if (data.baton !== "deliveries" || data.group === undefined) return;
+      this.consumers.get(data.group)?.receive(data.deliveries ?? []);
+    });
+    this.centrifuge.connect();
+  }
+
+  /** Consumes `group`: `handler` runs for each delivery, at most `maxInFlight` at once. */
+  consume<T = unknown>(group: string, handler: Handler<T>, options: ConsumeOptions = {}): Consumer<T> {
+    if (this.consumers.has(group)) throw new Error(`this worker already consumes ${group}`);
+    const consumer = new Consumer<T>(this, group, handler, options.maxInFlight ?? 10);
+    this.consumers.set(group, consumer as Consumer<unknown>);
+    if (this.centrifuge.state === "connected") consumer.join();
+    return consumer;
+  }
+
+  /** Calls a `baton.*` RPC; rejects with BatonCallError. */
+  async call<R = Record<string, unknown>>(method: string, data: Record<string, unknown>): Promise<R> {
+    try {
+      return (await this.centrifuge.rpc(method, data)).data as R;
+    } catch (err) {
+      if (err instanceof Error) throw err;
+      const e = err as { code?: number; message?: string; temporary?: boolean };
+      throw new BatonCallError(e.message ?? "call failed", e.code ?? 0, e.temporary === true);
+    }
+  }
+
+  /**
+   * Calls until it succeeds, the server refuses for good, or `deadline` passes: acks must reach
+   * the server across reconnects.
+   */
+  async callPersistently<R>(method: string, data: Record<string, unknown>, deadline: number): Promise<R> {
+    let delay = 100;
+    for (;;) {
+      try {
+        return await this.call<R>(method, data);
+      } catch (err) {
+        const permanent = err instanceof BatonCallError && !err.temporary && err.code !== 0 && err.batonCode !== undefined;
+        if (permanent || Date.now() + delay > deadline) throw err;
+        await sleep(Math.random() * delay);
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+
+  reportError(err: unknown): void {
+    this.options.onError?.(err instanceof Error ? err : new Error(String(err)));
+  }
+
+  forget(group: string): void {
+    this.consumers.delete(group);
+  }
+
+  /** Stops every consumer (finishing what they hold), then disconnects. */
+  async close(): Promise<void> {
+    await Promise.all([...this.consumers.values()].map((c) => c.stop()));
+    this.centrifuge.disconnect();
+  }
+}
+
+export class Consumer<T> {
+  readonly group: string;
+  private readonly worker: BatonWorker;
+  private readonly handler: Handler<T>;
+  private readonly maxInFlight: number;
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly abort = new AbortController();
+  private stopping: Promise<void> | undefined;
+
+  constructor(worker: BatonWorker, group: string, handler: Handler<T>, maxInFlight: number) {
+    this.worker = worker;
+    this.group = group;
+    this.handler = handler;
+    this.maxInFlight = maxInFlight;
+  }
+
+  /** Deliveries being handled now. */
+  get inFlight(): number {
+    return this.running.size;
+  }
+
+  join(): void {
+    if (this.stopping !== undefined) return;
+    this.worker.call("baton.group.consume", { group: this.group, maxInFlight: this.maxInFlight }).catch((err: unknown) => this.worker.reportError(err));
+  }
+
+  receive(deliveries: Delivery[]): void {
+    for (const d of deliveries) {
+      if (this.running.has(d.token)) continue;
+      const run = this.handle({ ...d, group: this.group } as Delivery<T>).finally(() => this.running.delete(d.token));
+      this.running.set(d.token, run);
+    }
+  }
+
+  /** Stops taking deliveries, lets running handlers finish (and settle), then resolves. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.worker.call("baton.group.stop", { group: this.group }).catch((err: unknown) => this.worker.reportError(err));
+      await Promise.allSettled([...this.running.values()]);
+      this.abort.abort();
+      this.worker.forget(this.group);
+    })();
+    return this.stopping;
+  }
+
+  private async handle(d: Delivery<T>): Promise<void> {
+    const leaseMs = Math.max(1000, Date.parse(d.leaseExpiresAt) - Date.now());
+    const local = new AbortController();
+    const onStop = (): void => local.abort();
+    this.abort.signal.addEventListener("abort", onStop);
+    const extend = async (ms?: number): Promise<void> => {
+      await this.worker.call("baton.group.extend", { group: this.group, token: d.token, ...(ms === undefined ? {} : { lease: ms }) });
+    };
+    // Heartbeat at a third of the lease, so two can fail before the lease ends.
+    const heartbeat = setInterval(() => {
+      extend(leaseMs).catch((err: unknown) => {
+        this.worker.reportError(err);
+        if (err instanceof BatonCallError && err.batonCode === "DELIVERY_NOT_HELD") local.abort();
+      });
+    }, Math.max(200, Math.floor(leaseMs / 3)));
+    let settle: { method: string; data: Record<string, unknown> };
+    try {
+      await this.handler(d, { signal: local.signal, extendLease: extend, worker: this.worker });
+      settle = { method: "baton.group.ack", data: { token: d.token } };
+    } catch (err) {
+      if (err instanceof Terminate) settle = { method: "baton.group.term", data: { token: d.token, reason: err.message } };
+      else if (err instanceof RetryAfter) settle = { method: "baton.group.nack", data: { token: d.token, delay: err.delayMs, reason: err.message } };
+      else settle = { method: "baton.group.nack", data: { token: d.token, reason: err instanceof Error ? `${err.name}: ${err.message}` : String(err) } };
+    } finally {
+      clearInterval(heartbeat);
+      this.abort.signal.removeEventListener("abort", onStop);
+    }
+    try {
+      await this.worker.callPersistently(settle.method, { group: this.group, ...settle.data }, Date.parse(d.leaseExpiresAt) + leaseMs * 10);
+    } catch (err) {
+      // Typically DELIVERY_NOT_HELD: the lease ended and another member has it now.
+      this.worker.reportError(err);
+    }
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * @module edge/ws/socket-groups
+ * Consumer groups over the socket: the `baton.group.*` RPC methods, and the pushes that hand a
+ * socket member its deliveries. Requests, permissions and answers are those of the HTTP API
+ * (edge/groups/group-commands.ts); only the framing differs. A socket can be a member of several
+ * groups; when it closes, it stops receiving, and what it held stays leased until acked (from
+ * any connection: a worker that reconnects can still ack) or until its lease ends.
+ */
+import { BatonError, isBatonError } from "../../errors/baton-error.ts";
+import type { Json } from "../../streams/event.ts";
+import type { Delivery } from "../../streams/groups/group-runtime.ts";
+import type { Principal } from "../auth/principal.ts";
+import { deliveryJson, type GroupCommands } from "../groups/group-commands.ts";
+import { ReplyCodes } from "./protocol.ts";
+
+export const GROUP_METHODS = ["consume", "stop", "ack", "nack", "term", "extend", "describe"] as const;
+
+export type RpcOutcome = { result: Json } | { error: number; message: string; temporary?: boolean };
+
+/** Reply code for a Baton error on a `baton.*` RPC; the message always starts with the Baton code. */
+export function rpcError(err: BatonError): { error: number; message: string; temporary?: boolean } {
+  const message = `${err.code}: ${err.message}`;
+  const temporary = err.retryable ? { temporary: true } : {};
+  switch (err.code) {
+    case "VALIDATION_FAILED":
+    case "INVALID_JSON":
+      return { error: ReplyCodes.BAD_REQUEST, message };
+    case "FORBIDDEN":
+      return { error: ReplyCodes.PERMISSION_DENIED, message };
+    case "OVERLOADED":
+      return { error: ReplyCodes.TOO_MANY_REQUESTS, message, temporary: true };
+    case "INTERNAL":
+    case "UNAVAILABLE":
+      return { error: ReplyCodes.INTERNAL, message, temporary: true };
+    default:
+      // Application errors: 1000 + the HTTP status (1404 GROUP_NOT_FOUND, 1409 DELIVERY_NOT_HELD...).
+      return { error: 1000 + err.status, message, ...temporary };
+  }
+}
+
+export class SocketGroups {
+  private readonly members = new Map<string, () => void>();
+  private readonly commands: GroupCommands;
+  private readonly sessionId: string;
+  private readonly push: (data: Json) => void;
+
+  /** `push` sends a `message` push to this socket (never dropped: bounded by maxInFlight). */
+  constructor(commands: GroupCommands, sessionId: string, push: (data: Json) => void) {
+    this.commands = commands;
+    this.sessionId = sessionId;
+    this.push = push;
+  }
+
+  async call(method: string, principal: Principal, data: unknown): Promise<RpcOutcome> {
+    try {
+      return { result: await this.run(method, principal, data) };
+    } catch (err) {
+      if (isBatonError(err)) return rpcError(err);
+      throw err;
+    }
+  }
+
+  /** The socket closed: stop receiving in every group. */
+  dispose(): void {
+    for (const leave of this.members.values()) leave();
+    this.members.clear();
+  }
+
+  private async run(method: string, principal: Principal, raw: unknown): Promise<Json> {
+    const body = (typeof raw === "object" && raw !== null && !Array.isArray(raw) ? raw : {}) as Record<string, unknown>;
+    const group = body["group"];
+    if (typeof group !== "string") throw new BatonError("VALIDATION_FAILED", "group: is required (the consumer group's name)", { details: { field: "group" } });
+    const rest = { ...body };
+    delete rest["group"];
+    const c = this.commands;
+    switch (method) {
+      case "consume":
+        return this.consume(principal, group, rest);
+      case "stop": {
+        const leave = this.members.get(group);
+        this.members.delete(group);
+        leave?.();
+        return { stopped: leave !== undefined };
+      }
+      case "ack":
+        return c.ack(principal, group, rest);
+      case "nack":
+        return c.nack(principal, group, rest);
+      case "term":
+        return c.term(principal, group, rest);
+      case "extend":
+        return c.extend(principal, group, rest);
+      default:
+        return c.describe(principal, group);
+    }
+  }
+
+  private consume(principal: Principal, group: string, body: Record<string, unknown>): Json {
+    if (this.members.has(group)) {
+      // Consuming again (e.g. after a reconnect the SDK re-sends it) only updates maxInFlight.
+      this.members.get(group)!();
+      this.members.delete(group);
+    }
+    const id = `ws:${this.sessionId}:${group}`;
+    const leave = this.commands.consume(principal, group, body, {
+      id,
+      deliver: (deliveries: Delivery[]) => this.push({ baton: "deliveries", group, deliveries: deliveries.map(deliveryJson) }),
+    });
+    this.members.set(group, leave);
+    return { member: id };
+  }
+}
