@@ -16,6 +16,9 @@ import { createLogger, type Logger } from "./observability/logger.ts";
 import { Metrics } from "./observability/metrics.ts";
 import { ConsumerGroups } from "./streams/groups/consumer-groups.ts";
 import { GroupCommands } from "./edge/groups/group-commands.ts";
+import { CoordinationCommands } from "./edge/groups/coordination-commands.ts";
+import { Slots } from "./streams/coordination/slots.ts";
+import { Effects } from "./streams/coordination/effects.ts";
 
 export const VERSION = "0.1.0";
 
@@ -59,7 +62,17 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
     await engine.close();
     throw err;
   }
-  const groupCommands = new GroupCommands(groups, engine.log);
+  const slots = new Slots(engine.state, engine.log, {
+    onError: (err, what) => logger.warn({ err, what }, "reservation sweep step failed; retrying"),
+  });
+  slots.start();
+  const effects = new Effects(engine.state);
+  const effectSweep = setInterval(() => {
+    effects.sweep().catch((err: unknown) => logger.warn({ err }, "effect sweep failed; retrying"));
+  }, 60_000);
+  effectSweep.unref();
+  const groupCommands = new GroupCommands(groups, engine.log, slots);
+  const coordination = new CoordinationCommands(slots, effects);
   const gatewayRef: { current?: WsGateway } = {};
   const metrics = new Metrics(() => engine.log.pending, () => gatewayRef.current?.connections ?? 0);
   let ready = false;
@@ -71,6 +84,7 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
     broker: engine.broker,
     groups,
     groupCommands,
+    coordination,
     verifier,
     metrics,
     logger,
@@ -107,6 +121,7 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
       },
       acceptsWrites: () => ready && engine.isHealthy(),
       groups: groupCommands,
+      coordination,
       limits: {
         pingIntervalS: Math.max(1, Math.round(config.wsPingIntervalMs / 1000)),
         pongTimeoutMs: 10_000,
@@ -140,6 +155,8 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
       await Promise.race([closed, timeout]);
       server.closeAllConnections();
       groups.close();
+      slots.stop();
+      clearInterval(effectSweep);
       await engine.close();
       logger.info("baton stopped");
     })());

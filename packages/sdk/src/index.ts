@@ -6,5 +6,5 @@
 export { BatonClient, BatonClientError, TopicSubscription } from "./baton-client.ts";
 export type { BatonClientOptions, ClientEvents, PublishOptions, PublishResult, TopicEvents, TopicOptions } from "./baton-client.ts";
 export type { BatonEvent, Position, SubscribedInfo } from "./events.ts";
-export { BatonCallError, BatonWorker, Consumer, RetryAfter, Terminate } from "./worker.ts";
-export type { ConsumeOptions, Delivery, Failure, Handler, HandlerContext, WorkerOptions } from "./worker.ts";
+export { BatonCallError, BatonWorker, Consumer, Reservation, RetryAfter, Terminate } from "./worker.ts";
+export type { ConsumeOptions, Delivery, EffectOptions, Failure, Handler, HandlerContext, ReserveOptions, WorkerOptions } from "./worker.ts";

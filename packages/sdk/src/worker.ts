@@ -83,8 +83,72 @@ export interface HandlerContext {
   readonly signal: AbortSignal;
   /** Extends the lease now (the SDK also does so in the background). */
   extendLease(leaseMs?: number): Promise<void>;
+  /**
+   * Acks now instead of on return. With `slot`, the reservation takes the event over first: if
+   * this worker dies before `slot.finalize`, the event goes back to the group when the slot's
+   * lease ends (reserve -> ack -> run -> finalize). After an early ack, a throw no longer nacks.
+   */
+  ack(options?: { slot?: Reservation }): Promise<void>;
   /** The worker, for reservations and effects (see BatonWorker.reserve / effect). */
   readonly worker: BatonWorker;
+}
+
+export interface ReserveOptions {
+  /** At most this many holders of the resource at once. */
+  readonly limit: number;
+  /** Lease, ms (default 30000); kept alive in the background until release or finalize. */
+  readonly leaseMs?: number;
+  /** How long to wait for a free slot, ms (default 30000); then SLOT_UNAVAILABLE. */
+  readonly waitMs?: number;
+}
+
+/** A held compute slot. */
+export class Reservation {
+  readonly resource: string;
+  readonly token: string;
+  private readonly worker: BatonWorker;
+  private readonly heartbeat: NodeJS.Timeout;
+  private ended = false;
+
+  constructor(worker: BatonWorker, resource: string, token: string, leaseMs: number) {
+    this.worker = worker;
+    this.resource = resource;
+    this.token = token;
+    this.heartbeat = setInterval(() => {
+      this.worker.call("baton.slot.extend", { resource, token, lease: leaseMs }).catch((err: unknown) => this.worker.reportError(err));
+    }, Math.max(200, Math.floor(leaseMs / 3)));
+  }
+
+  /** Frees the slot (its work, if it took any over, is then only re-run after a crash). */
+  async release(): Promise<void> {
+    this.end();
+    await this.worker.call("baton.slot.release", { resource: this.resource, token: this.token });
+  }
+
+  /**
+   * Publishes the result to `topic` (its causal id is the event the slot took over) and frees the
+   * slot, in one call; stored once per work however often it is called.
+   */
+  async finalize(topic: string, event: { data: unknown; type?: string; key?: string; headers?: Record<string, string> }): Promise<{ id: string; seq: number; duplicate: boolean }> {
+    const r = await this.worker.callPersistently<{ id: string; seq: number; duplicate: boolean }>("baton.slot.finalize", { resource: this.resource, token: this.token, topic, event }, Date.now() + 60_000);
+    this.end();
+    return r;
+  }
+
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    clearInterval(this.heartbeat);
+  }
+}
+
+export interface EffectOptions {
+  /** Claim lease, ms (default 30000), kept alive while `run` runs. */
+  readonly leaseMs?: number;
+  /** How long the outcome is kept, ms (default 7 days). */
+  readonly ttlMs?: number;
+  /** How long to wait for another holder's outcome, ms (default 120000). */
+  readonly waitMs?: number;
 }
 
 export type Handler<T> = (delivery: Delivery<T>, ctx: HandlerContext) => Promise<unknown> | unknown;
@@ -168,6 +232,51 @@ export class BatonWorker {
     }
   }
 
+  /** Reserves one of `limit` slots of `resource` (waits up to `waitMs` for one). */
+  async reserve(resource: string, options: ReserveOptions): Promise<Reservation> {
+    const leaseMs = options.leaseMs ?? 30_000;
+    const r = await this.call<{ token: string }>("baton.slot.reserve", { resource, limit: options.limit, lease: leaseMs, wait: options.waitMs ?? 30_000 });
+    return new Reservation(this, resource, r.token, leaseMs);
+  }
+
+  /**
+   * Runs `run` at most once per `key` (per tenant, while the outcome is kept): a second call
+   * with the same key, on any worker, gets the stored outcome; one that finds the effect running
+   * elsewhere waits for it. If `run` throws, the claim is dropped so a later attempt can run it.
+   */
+  async effect<R>(key: string, run: () => Promise<R> | R, options: EffectOptions = {}): Promise<R> {
+    const leaseMs = options.leaseMs ?? 30_000;
+    const deadline = Date.now() + (options.waitMs ?? 120_000);
+    let delay = 100;
+    for (;;) {
+      let begun: { state: "claimed"; token: string } | { state: "done"; outcome: unknown };
+      try {
+        begun = await this.call("baton.effect.begin", { key, lease: leaseMs });
+      } catch (err) {
+        if (!(err instanceof BatonCallError && err.batonCode === "EFFECT_IN_PROGRESS") || Date.now() > deadline) throw err;
+        await sleep(delay / 2 + Math.random() * (delay / 2));
+        delay = Math.min(delay * 2, 2000);
+        continue;
+      }
+      if (begun.state === "done") return begun.outcome as R;
+      const token = begun.token;
+      const heartbeat = setInterval(() => {
+        this.call("baton.effect.extend", { key, token, lease: leaseMs }).catch((err: unknown) => this.reportError(err));
+      }, Math.max(200, Math.floor(leaseMs / 3)));
+      let outcome: R;
+      try {
+        outcome = await run();
+      } catch (err) {
+        clearInterval(heartbeat);
+        await this.call("baton.effect.abandon", { key, token }).catch((e: unknown) => this.reportError(e));
+        throw err;
+      }
+      clearInterval(heartbeat);
+      await this.callPersistently("baton.effect.complete", { key, token, outcome: outcome === undefined ? null : outcome, ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }) }, Date.now() + leaseMs);
+      return outcome;
+    }
+  }
+
   reportError(err: unknown): void {
     this.options.onError?.(err instanceof Error ? err : new Error(String(err)));
   }
@@ -243,9 +352,16 @@ export class Consumer<T> {
         if (err instanceof BatonCallError && err.batonCode === "DELIVERY_NOT_HELD") local.abort();
       });
     }, Math.max(200, Math.floor(leaseMs / 3)));
-    let settle: { method: string; data: Record<string, unknown> };
+    let settle: { method: string; data: Record<string, unknown> } | undefined;
+    let acked = false;
+    const ack = async (options: { slot?: Reservation } = {}): Promise<void> => {
+      if (acked) return;
+      await this.worker.callPersistently("baton.group.ack", { group: this.group, token: d.token, ...(options.slot === undefined ? {} : { slot: options.slot.token }) }, Date.parse(d.leaseExpiresAt) + leaseMs * 10);
+      acked = true;
+      clearInterval(heartbeat);
+    };
     try {
-      await this.handler(d, { signal: local.signal, extendLease: extend, worker: this.worker });
+      await this.handler(d, { signal: local.signal, extendLease: extend, ack, worker: this.worker });
       settle = { method: "baton.group.ack", data: { token: d.token } };
     } catch (err) {
       if (err instanceof Terminate) settle = { method: "baton.group.term", data: { token: d.token, reason: err.message } };
@@ -255,6 +371,7 @@ export class Consumer<T> {
       clearInterval(heartbeat);
       this.abort.signal.removeEventListener("abort", onStop);
     }
+    if (acked) return;
     try {
       await this.worker.callPersistently(settle.method, { group: this.group, ...settle.data }, Date.parse(d.leaseExpiresAt) + leaseMs * 10);
     } catch (err) {

@@ -13,6 +13,7 @@ import { durationField, groupConfigJson, parseStart, type GroupConfig } from "..
 import type { Delivery } from "../../streams/groups/group-runtime.ts";
 import { purgeDeadLetters, readDeadLetters, redrive } from "../../streams/groups/dead-letters.ts";
 import type { Principal } from "../auth/principal.ts";
+import type { Slots } from "../../streams/coordination/slots.ts";
 import { eventJson } from "../http/event-json.ts";
 
 export const PULL_LIMITS = { max: 1000, maxInFlight: 10_000, waitMs: 60_000 } as const;
@@ -112,9 +113,12 @@ export class GroupCommands {
   private readonly groups: ConsumerGroups;
   private readonly log: EventLog;
 
-  constructor(groups: ConsumerGroups, log: EventLog) {
+  private readonly slots: Slots;
+
+  constructor(groups: ConsumerGroups, log: EventLog, slots: Slots) {
     this.groups = groups;
     this.log = log;
+    this.slots = slots;
   }
 
   /**
@@ -161,11 +165,12 @@ export class GroupCommands {
   }
 
   async ack(principal: Principal, group: string, raw: unknown): Promise<Json> {
-    const body = asBody(raw, ["token", "tokens"]);
+    const body = asBody(raw, ["token", "tokens", "slot"]);
     const runtime = this.groups.runtime(principal.tenant, group);
     authorizeConsume(principal, runtime.config);
     if (body["tokens"] !== undefined) {
       if (body["token"] !== undefined) fail("token", "give `token` or `tokens`, not both");
+      if (body["slot"] !== undefined) fail("slot", "hand work to a slot one delivery at a time (`token`, not `tokens`)");
       const tokens = body["tokens"];
       if (!Array.isArray(tokens) || tokens.length === 0 || tokens.length > MAX_TOKENS) fail("tokens", `must be an array of 1-${MAX_TOKENS} delivery tokens`);
       const list = (tokens as unknown[]).map((t) => tokenField(t));
@@ -182,7 +187,15 @@ export class GroupCommands {
       );
       return { results };
     }
-    await runtime.ack(tokenField(body["token"]));
+    const token = tokenField(body["token"]);
+    if (body["slot"] !== undefined) {
+      // reserve -> ack -> run -> finalize: the slot takes the event over before it is acked, and
+      // gives it back to the group if its holder dies before finalizing.
+      const slot = body["slot"];
+      if (typeof slot !== "string" || slot.length === 0 || slot.length > 400) fail("slot", "must be the token of a reservation");
+      await this.slots.adopt(principal.tenant, slot as string, { group, ...runtime.workOf(token) });
+    }
+    await runtime.ack(token);
     return { acked: true };
   }
 

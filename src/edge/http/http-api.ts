@@ -9,6 +9,7 @@ import { createTopic, deleteTopic, describeTopic, listTopics } from "./handlers/
 import { publishEvents, readEvents, sendSessionMessage } from "./handlers/events.ts";
 import { drainNode, healthz, metrics, readyz } from "./handlers/health.ts";
 import { serveAsset } from "./handlers/demo.ts";
+import { coordinationOperation, EFFECT_OPS, getEffect, listSlots, SLOT_OPS } from "./handlers/coordination.ts";
 import { createGroup, deleteGroup, describeGroup, groupOperation, listDeadLetters, listGroups, purgeDeadLetters, showDeadLetter } from "./handlers/groups.ts";
 import { sendError, toBatonError } from "./respond.ts";
 import { Router, type RequestContext } from "./router.ts";
@@ -46,7 +47,17 @@ export function createHttpApi(s: HttpServices): (req: IncomingMessage, res: Serv
     .on("POST", "/v1/groups/:group/dead-letters/redrive", (ctx) => redrive(ctx, s))
     .on("GET", "/v1/groups/:group/dead-letters", (ctx) => listDeadLetters(ctx, s))
     .on("DELETE", "/v1/groups/:group/dead-letters", (ctx) => purgeDeadLetters(ctx, s))
-    .on("GET", "/v1/groups/:group/dead-letters/:seq", (ctx) => showDeadLetter(ctx, s));
+    .on("GET", "/v1/groups/:group/dead-letters/:seq", (ctx) => showDeadLetter(ctx, s))
+    .on("GET", "/v1/slots/:resource", (ctx) => listSlots(ctx, s))
+    .on("GET", "/v1/effects/:key", (ctx) => getEffect(ctx, s));
+  for (const [name, op] of Object.entries(SLOT_OPS)) {
+    const handler = coordinationOperation(op, "resource");
+    router.on("POST", `/v1/slots/:resource/${name}`, (ctx) => handler(ctx, s));
+  }
+  for (const [name, op] of Object.entries(EFFECT_OPS)) {
+    const handler = coordinationOperation(op, "key");
+    router.on("POST", `/v1/effects/:key/${name}`, (ctx) => handler(ctx, s));
+  }
 
   // prom-client hashes the label set on every inc(); children per (route, status) avoid that.
   const counters = new Map<string, { inc(): void }>();

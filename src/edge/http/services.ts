@@ -9,6 +9,7 @@ import type { Metrics } from "../../observability/metrics.ts";
 import type { TokenVerifier } from "../auth/tokens.ts";
 import type { ConsumerGroups } from "../../streams/groups/consumer-groups.ts";
 import type { GroupCommands } from "../groups/group-commands.ts";
+import type { CoordinationCommands } from "../groups/coordination-commands.ts";
 
 export interface HttpServices {
   readonly config: BatonConfig;
@@ -16,6 +17,7 @@ export interface HttpServices {
   readonly broker: Broker;
   readonly groups: ConsumerGroups;
   readonly groupCommands: GroupCommands;
+  readonly coordination: CoordinationCommands;
   readonly verifier: TokenVerifier;
   readonly metrics: Metrics;
   readonly logger: Logger;

@@ -30,8 +30,9 @@ import {
   unsubscribePush,
 } from "./protocol.ts";
 import { ephemeralPublicationJson, publicationJson } from "./publications.ts";
-import { GROUP_METHODS, SocketGroups } from "./socket-groups.ts";
+import { SOCKET_RPC_METHODS, SocketGroups } from "./socket-groups.ts";
 import type { GroupCommands } from "../groups/group-commands.ts";
+import type { CoordinationCommands } from "../groups/coordination-commands.ts";
 
 /** The socket as the session sees it. */
 export interface SessionTransport {
@@ -82,6 +83,8 @@ export interface SessionServices {
   readonly acceptsWrites: () => boolean;
   /** Consumer groups, for the `baton.group.*` RPC methods. */
   readonly groups: GroupCommands;
+  /** Reservations and effects, for the `baton.slot.*` and `baton.effect.*` RPC methods. */
+  readonly coordination: CoordinationCommands;
 }
 
 interface ChannelSub {
@@ -113,7 +116,7 @@ export class ClientSession {
   constructor(transport: SessionTransport, services: SessionServices) {
     this.transport = transport;
     this.s = services;
-    this.groups = new SocketGroups(services.groups, this.id, (data) => void this.write(messagePush(JSON.stringify(data))));
+    this.groups = new SocketGroups(services.groups, services.coordination, this.id, (data) => void this.write(messagePush(JSON.stringify(data))));
     this.allowance = this.burst();
     const isClosed = (): boolean => this.closed;
     this.sink = {
@@ -409,10 +412,8 @@ export class ClientSession {
    */
   private async rpc(cmd: Command, principal: Principal): Promise<void> {
     const method = cmd.params["method"];
-    if (typeof method === "string" && method.startsWith("baton.group.")) {
-      const name = method.slice("baton.group.".length);
-      if (!(GROUP_METHODS as readonly string[]).includes(name)) return this.replyError(cmd, ReplyCodes.METHOD_NOT_FOUND, "method not found");
-      const outcome = await this.groups.call(name, principal, cmd.params["data"]);
+    if (typeof method === "string" && SOCKET_RPC_METHODS.has(method)) {
+      const outcome = await this.groups.call(method, principal, cmd.params["data"]);
       if ("error" in outcome) this.replyError(cmd, outcome.error, outcome.message, outcome.temporary);
       else this.write(reply(cmd.id, "rpc", { data: outcome.result }));
       return;
@@ -532,7 +533,21 @@ export class ClientSession {
 }
 
 
-const SETTLEMENTS = new Set(["baton.group.ack", "baton.group.nack", "baton.group.term", "baton.group.extend"]);
+// Everything that waits on a durable write and does not change the socket's own state.
+const SETTLEMENTS = new Set([
+  "baton.group.ack",
+  "baton.group.nack",
+  "baton.group.term",
+  "baton.group.extend",
+  "baton.slot.reserve",
+  "baton.slot.extend",
+  "baton.slot.release",
+  "baton.slot.finalize",
+  "baton.effect.begin",
+  "baton.effect.extend",
+  "baton.effect.complete",
+  "baton.effect.abandon",
+]);
 
 /** An RPC that settles or extends a delivery. */
 function isSettlement(cmd: Command): boolean {

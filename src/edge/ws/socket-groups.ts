@@ -11,9 +11,19 @@ import type { Json } from "../../streams/event.ts";
 import type { Delivery } from "../../streams/groups/group-runtime.ts";
 import type { Principal } from "../auth/principal.ts";
 import { deliveryJson, type GroupCommands } from "../groups/group-commands.ts";
+import type { CoordinationCommands } from "../groups/coordination-commands.ts";
 import { ReplyCodes } from "./protocol.ts";
 
-export const GROUP_METHODS = ["consume", "stop", "ack", "nack", "term", "extend", "describe"] as const;
+const GROUP_METHODS = ["consume", "stop", "ack", "nack", "term", "extend", "describe"];
+const SLOT_METHODS = ["reserve", "extend", "release", "finalize", "list"];
+const EFFECT_METHODS = ["begin", "extend", "complete", "abandon", "get"];
+
+/** Every `baton.*` RPC method this module answers. */
+export const SOCKET_RPC_METHODS = new Set([
+  ...GROUP_METHODS.map((m) => `baton.group.${m}`),
+  ...SLOT_METHODS.map((m) => `baton.slot.${m}`),
+  ...EFFECT_METHODS.map((m) => `baton.effect.${m}`),
+]);
 
 export type RpcOutcome = { result: Json } | { error: number; message: string; temporary?: boolean };
 
@@ -41,12 +51,14 @@ export function rpcError(err: BatonError): { error: number; message: string; tem
 export class SocketGroups {
   private readonly members = new Map<string, () => void>();
   private readonly commands: GroupCommands;
+  private readonly coordination: CoordinationCommands;
   private readonly sessionId: string;
   private readonly push: (data: Json) => void;
 
   /** `push` sends a `message` push to this socket (never dropped: bounded by maxInFlight). */
-  constructor(commands: GroupCommands, sessionId: string, push: (data: Json) => void) {
+  constructor(commands: GroupCommands, coordination: CoordinationCommands, sessionId: string, push: (data: Json) => void) {
     this.commands = commands;
+    this.coordination = coordination;
     this.sessionId = sessionId;
     this.push = push;
   }
@@ -66,8 +78,11 @@ export class SocketGroups {
     this.members.clear();
   }
 
-  private async run(method: string, principal: Principal, raw: unknown): Promise<Json> {
+  private async run(qualified: string, principal: Principal, raw: unknown): Promise<Json> {
     const body = (typeof raw === "object" && raw !== null && !Array.isArray(raw) ? raw : {}) as Record<string, unknown>;
+    const [, family, method] = qualified.split(".") as [string, string, string];
+    if (family === "slot") return this.slot(method, principal, body);
+    if (family === "effect") return this.effect(method, principal, body);
     const group = body["group"];
     if (typeof group !== "string") throw new BatonError("VALIDATION_FAILED", "group: is required (the consumer group's name)", { details: { field: "group" } });
     const rest = { ...body };
@@ -92,6 +107,46 @@ export class SocketGroups {
         return c.extend(principal, group, rest);
       default:
         return c.describe(principal, group);
+    }
+  }
+
+  private slot(method: string, principal: Principal, body: Record<string, unknown>): Promise<Json> {
+    const resource = body["resource"];
+    if (typeof resource !== "string") throw new BatonError("VALIDATION_FAILED", "resource: is required (the reserved resource's name)", { details: { field: "resource" } });
+    const rest = { ...body };
+    delete rest["resource"];
+    const c = this.coordination;
+    switch (method) {
+      case "reserve":
+        return c.reserve(principal, resource, rest);
+      case "extend":
+        return c.extendSlot(principal, resource, rest);
+      case "release":
+        return c.release(principal, resource, rest);
+      case "finalize":
+        return c.finalize(principal, resource, rest);
+      default:
+        return c.listSlots(principal, resource);
+    }
+  }
+
+  private effect(method: string, principal: Principal, body: Record<string, unknown>): Promise<Json> {
+    const key = body["key"];
+    if (typeof key !== "string") throw new BatonError("VALIDATION_FAILED", "key: is required (the effect's idempotency key)", { details: { field: "key" } });
+    const rest = { ...body };
+    delete rest["key"];
+    const c = this.coordination;
+    switch (method) {
+      case "begin":
+        return c.beginEffect(principal, key, rest);
+      case "extend":
+        return c.extendEffect(principal, key, rest);
+      case "complete":
+        return c.completeEffect(principal, key, rest);
+      case "abandon":
+        return c.abandonEffect(principal, key, rest);
+      default:
+        return c.getEffect(principal, key);
     }
   }
 

@@ -9,6 +9,7 @@ import { isBatonError } from "../../errors/baton-error.ts";
 import type { EventLog } from "../../engine/engine.ts";
 import type { NewEvent, ReadPage, StoredEvent } from "../event.ts";
 import { deadLetterTopic, redriveTopic } from "./group-config.ts";
+import { DLQ_HEADERS } from "./group-runtime.ts";
 
 export interface RedriveFilter {
   /** Lowest dead-letter sequence to consider (default 1). */
@@ -97,4 +98,34 @@ export async function purgeDeadLetters(log: EventLog, tenant: string, group: str
   if (info === undefined) return 0;
   await log.deleteTopic(ref);
   return info.events;
+}
+
+/**
+ * Hands one event back to a group through its redrive topic, keeping its origin, stored once
+ * per `idempotencyKey`. Resolves false when the event is no longer stored.
+ */
+export async function reinject(
+  log: EventLog,
+  tenant: string,
+  group: string,
+  work: { readonly topic: string; readonly seq: number; readonly origin: { readonly topic: string; readonly seq: number; readonly id: string } },
+  idempotencyKey: string,
+): Promise<boolean> {
+  let page: ReadPage;
+  try {
+    page = await log.read({ tenant, topic: work.topic }, work.seq, 1);
+  } catch (err) {
+    if (isBatonError(err) && err.code === "TOPIC_NOT_FOUND") return false;
+    throw err;
+  }
+  const event = page.events[0];
+  if (event === undefined || event.seq !== work.seq) return false;
+  const headers = {
+    ...(event.headers ?? {}),
+    [DLQ_HEADERS.topic]: work.origin.topic,
+    [DLQ_HEADERS.seq]: String(work.origin.seq),
+    [DLQ_HEADERS.id]: work.origin.id,
+  };
+  await log.append({ tenant, topic: redriveTopic(group) }, [{ ...asRedrive({ ...event, headers }, ""), idempotencyKey }], { autoCreate: true });
+  return true;
 }

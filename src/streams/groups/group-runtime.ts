@@ -311,6 +311,12 @@ export class GroupRuntime {
     return entry.leaseUntil;
   }
 
+  /** Where the delivery named by `token` lives and what it was first published as; DELIVERY_NOT_HELD if it is not in flight. */
+  workOf(token: string): { topic: string; seq: number; origin: { topic: string; seq: number; id: string } } {
+    const entry = this.held(token);
+    return { topic: entry.source.topic, seq: entry.seq, origin: originOf(entry.source, entry.event!) };
+  }
+
   private held(token: string): Entry {
     const parsed = parseToken(token);
     const source = parsed === undefined ? undefined : this.sources.get(parsed.topic);

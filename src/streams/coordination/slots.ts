@@ -1,0 +1,280 @@
+/**
+ * @module streams/coordination/slots
+ * Compute-slot reservations: at most `limit` concurrent holders of a named resource (e.g.
+ * tenant + model), each with a lease that ends if the holder dies.
+ *
+ * Slot i of a resource is one StateStore key; a holder takes a free or expired slot with
+ * compare-and-set, so two callers (on one node or, on a clustered engine, on two) can never both
+ * get the last slot. A reservation can adopt the work of the delivery that asked for it (the
+ * group ack carries the slot): then the event is acked at once, the slot's lease guards the run,
+ * and if the holder dies before `finalize`, the sweeper hands the event back to its group (via
+ * the group's redrive topic) so it is run again - the pattern reserve -> ack -> run -> finalize.
+ */
+import { randomBytes } from "node:crypto";
+import { BatonError, isBatonError } from "../../errors/baton-error.ts";
+import type { Appended, Json, NewEvent } from "../event.ts";
+import type { EventLog, StateStore } from "../../engine/engine.ts";
+import { reinject } from "../groups/dead-letters.ts";
+
+export interface Work {
+  readonly group: string;
+  /** Where the event lives and what it was first published as. */
+  readonly topic: string;
+  readonly seq: number;
+  readonly origin: { readonly topic: string; readonly seq: number; readonly id: string };
+}
+
+interface SlotRecord {
+  readonly token: string;
+  readonly holder: string;
+  readonly until: number;
+  readonly work?: Work;
+}
+
+export interface SlotGrant {
+  readonly token: string;
+  readonly resource: string;
+  readonly slot: number;
+  readonly expiresAt: number;
+}
+
+export interface SlotHolding {
+  readonly slot: number;
+  readonly holder: string;
+  readonly expiresAt: number;
+  readonly work?: Work;
+}
+
+export interface SlotsOptions {
+  readonly now?: () => number;
+  /** Pause between sweeps for expired slots, ms. Default 500. */
+  readonly sweepIntervalMs?: number;
+  readonly onError?: (err: unknown, what: string) => void;
+}
+
+export const SLOT_LIMITS = { limit: 10_000, leaseMs: [100, 12 * 3600_000], waitMs: 60_000 } as const;
+const RESOURCE = /^[A-Za-z0-9_\-:=+@.]{1,200}$/;
+
+export function assertResourceName(name: string): string {
+  if (!RESOURCE.test(name)) throw new BatonError("VALIDATION_FAILED", "resource: use 1-200 characters of [A-Za-z0-9_-:=+@.]", { details: { field: "resource" } });
+  return name;
+}
+
+function slotKey(tenant: string, resource: string, slot: number): string {
+  return `slot/${tenant}/${resource}/${String(slot).padStart(5, "0")}`;
+}
+
+/** `s.<slot>.<random>.<resource>`: names one holding of one slot. */
+function parseToken(token: string): { slot: number; resource: string } | undefined {
+  const m = /^s\.(\d{1,5})\.[0-9a-f]{16}\.(.+)$/.exec(token);
+  if (m === null) return undefined;
+  return { slot: Number(m[1]), resource: m[2]! };
+}
+
+export class Slots {
+  private readonly state: StateStore;
+  private readonly log: EventLog;
+  private readonly now: () => number;
+  private readonly options: SlotsOptions;
+  private readonly wakers = new Map<string, Set<() => void>>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(state: StateStore, log: EventLog, options: SlotsOptions = {}) {
+    this.state = state;
+    this.log = log;
+    this.options = options;
+    this.now = options.now ?? Date.now;
+  }
+
+  start(): void {
+    const tick = (): void => {
+      if (this.stopped) return;
+      this.sweep().then(
+        () => this.schedule(tick),
+        (err: unknown) => {
+          this.options.onError?.(err, "slot sweep");
+          this.schedule(tick);
+        },
+      );
+    };
+    this.schedule(tick);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.sweepTimer);
+    for (const set of this.wakers.values()) for (const wake of set) wake();
+  }
+
+  private schedule(tick: () => void): void {
+    this.sweepTimer = setTimeout(tick, this.options.sweepIntervalMs ?? 500);
+    this.sweepTimer.unref();
+  }
+
+  /**
+   * Takes one of `limit` slots of `resource` for `leaseMs`, waiting up to `waitMs` for one to
+   * free; SLOT_UNAVAILABLE after that.
+   */
+  async reserve(tenant: string, resource: string, holder: string, limit: number, leaseMs: number, waitMs: number): Promise<SlotGrant> {
+    const deadline = this.now() + waitMs;
+    for (;;) {
+      const grant = await this.tryReserve(tenant, resource, holder, limit, leaseMs);
+      if (grant !== undefined) return grant;
+      const left = deadline - this.now();
+      if (left <= 0 || this.stopped) {
+        throw new BatonError("SLOT_UNAVAILABLE", `all ${limit} slots of ${resource} are held`, { retryAfterMs: Math.min(1000, leaseMs) });
+      }
+      // A local release wakes us at once; a poll covers releases on other nodes and expiries.
+      await this.waitForRelease(`${tenant}/${resource}`, Math.min(left, 50 + Math.random() * 200));
+    }
+  }
+
+  private async tryReserve(tenant: string, resource: string, holder: string, limit: number, leaseMs: number): Promise<SlotGrant | undefined> {
+    const now = this.now();
+    for (let slot = 0; slot < limit; slot++) {
+      const key = slotKey(tenant, resource, slot);
+      const current = await this.state.get(key);
+      const record = current?.value as SlotRecord | undefined;
+      if (record !== undefined && (record.until > now || record.work !== undefined)) continue;
+      const token = `s.${slot}.${randomBytes(8).toString("hex")}.${resource}`;
+      const until = now + leaseMs;
+      try {
+        await this.state.put(key, { token, holder, until } as unknown as Json, { expectRevision: current?.revision ?? 0 });
+        return { token, resource, slot, expiresAt: until };
+      } catch (err) {
+        if (isBatonError(err) && err.code === "CONFLICT") continue;
+        throw err;
+      }
+    }
+    return undefined;
+  }
+
+  private waitForRelease(id: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      let set = this.wakers.get(id);
+      if (set === undefined) this.wakers.set(id, (set = new Set()));
+      const wake = (): void => {
+        clearTimeout(timer);
+        set.delete(wake);
+        if (set.size === 0) this.wakers.delete(id);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      set.add(wake);
+    });
+  }
+
+  private wake(tenant: string, resource: string): void {
+    const set = this.wakers.get(`${tenant}/${resource}`);
+    const first = set?.values().next().value;
+    first?.();
+  }
+
+  /** The live record of `token`, or RESERVATION_NOT_HELD. */
+  private async held(tenant: string, token: string): Promise<{ key: string; record: SlotRecord; revision: number; resource: string }> {
+    const parsed = parseToken(token);
+    const notHeld = new BatonError("RESERVATION_NOT_HELD", `reservation ${token.slice(0, 260)} is not held (expired, released or never granted)`);
+    if (parsed === undefined) throw notHeld;
+    const key = slotKey(tenant, parsed.resource, parsed.slot);
+    const entry = await this.state.get(key);
+    const record = entry?.value as SlotRecord | undefined;
+    if (entry === undefined || record === undefined || record.token !== token || record.until <= this.now()) throw notHeld;
+    return { key, record, revision: entry.revision, resource: parsed.resource };
+  }
+
+  async extend(tenant: string, token: string, leaseMs: number): Promise<number> {
+    const { key, record, revision } = await this.held(tenant, token);
+    const until = this.now() + leaseMs;
+    await this.cas(key, { ...record, until }, revision);
+    return until;
+  }
+
+  /** Binds the work of a delivery to the slot (before that delivery is acked). */
+  async adopt(tenant: string, token: string, work: Work): Promise<void> {
+    const { key, record, revision } = await this.held(tenant, token);
+    await this.cas(key, { ...record, work }, revision);
+  }
+
+  async release(tenant: string, token: string): Promise<void> {
+    const { key, revision, resource } = await this.held(tenant, token);
+    await this.casDelete(key, revision);
+    this.wake(tenant, resource);
+  }
+
+  /**
+   * Publishes the result (caused by the slot's work, stored once however often finalize runs
+   * for that work) and frees the slot.
+   */
+  async finalize(tenant: string, token: string, topic: string, event: NewEvent): Promise<Appended> {
+    const { key, record, revision, resource } = await this.held(tenant, token);
+    const origin = record.work?.origin.id;
+    const result: NewEvent = {
+      ...event,
+      ...(event.causalId === undefined && origin !== undefined ? { causalId: origin } : {}),
+      idempotencyKey: event.idempotencyKey ?? `finalize:${resource}:${origin ?? token}`,
+    };
+    const [appended] = await this.log.append({ tenant, topic }, [result], { autoCreate: true });
+    await this.casDelete(key, revision);
+    this.wake(tenant, resource);
+    return appended!;
+  }
+
+  async list(tenant: string, resource: string): Promise<SlotHolding[]> {
+    const prefix = `slot/${tenant}/${resource}/`;
+    const now = this.now();
+    const out: SlotHolding[] = [];
+    for (const e of await this.state.scan(prefix, { limit: SLOT_LIMITS.limit })) {
+      const r = e.value as unknown as SlotRecord;
+      if (r.until <= now && r.work === undefined) continue;
+      out.push({ slot: Number(e.key.slice(prefix.length)), holder: r.holder, expiresAt: r.until, ...(r.work === undefined ? {} : { work: r.work }) });
+    }
+    return out;
+  }
+
+  /** Frees expired slots; the work of an expired slot goes back to its group first. */
+  async sweep(): Promise<number> {
+    const now = this.now();
+    let freed = 0;
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.state.scan("slot/", { limit: 500, ...(after === undefined ? {} : { after }) });
+      for (const e of page) {
+        const r = e.value as unknown as SlotRecord;
+        if (r.until > now) continue;
+        const [, tenant, resource] = e.key.split("/") as [string, string, string];
+        if (r.work !== undefined) {
+          const handed = await reinject(this.log, tenant, r.work.group, r.work, `reclaim:${r.token}`);
+          if (!handed) this.options.onError?.(new Error(`the event ${r.work.topic}#${r.work.seq} of an expired slot is gone`), "slot reclaim");
+        }
+        try {
+          await this.state.delete(e.key, { expectRevision: e.revision });
+          freed += 1;
+          this.wake(tenant, resource);
+        } catch (err) {
+          if (!(isBatonError(err) && err.code === "CONFLICT")) throw err;
+        }
+      }
+      if (page.length < 500) return freed;
+      after = page[page.length - 1]!.key;
+    }
+  }
+
+  private async cas(key: string, value: SlotRecord, revision: number): Promise<void> {
+    try {
+      await this.state.put(key, value as unknown as Json, { expectRevision: revision });
+    } catch (err) {
+      if (isBatonError(err) && err.code === "CONFLICT") throw new BatonError("RESERVATION_NOT_HELD", "the reservation changed hands while this request ran");
+      throw err;
+    }
+  }
+
+  private async casDelete(key: string, revision: number): Promise<void> {
+    try {
+      await this.state.delete(key, { expectRevision: revision });
+    } catch (err) {
+      if (isBatonError(err) && err.code === "CONFLICT") throw new BatonError("RESERVATION_NOT_HELD", "the reservation changed hands while this request ran");
+      throw err;
+    }
+  }
+}
