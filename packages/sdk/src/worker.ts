@@ -89,6 +89,12 @@ export interface HandlerContext {
    * lease ends (reserve -> ack -> run -> finalize). After an early ack, a throw no longer nacks.
    */
   ack(options?: { slot?: Reservation }): Promise<void>;
+  /**
+   * Reserves a slot for this delivery (see BatonWorker.reserve). When the handler ends without
+   * finalizing it, the SDK releases it, unless the event was handed to it by `ack({slot})`:
+   * then its lease is left to run out, and the event goes back to the group.
+   */
+  reserve(resource: string, options: ReserveOptions): Promise<Reservation>;
   /** The worker, for reservations and effects (see BatonWorker.reserve / effect). */
   readonly worker: BatonWorker;
 }
@@ -135,6 +141,16 @@ export class Reservation {
     return r;
   }
 
+  /** Finalized or released. */
+  get done(): boolean {
+    return this.ended;
+  }
+
+  /** Stops the heartbeat: the lease runs out by itself. */
+  abandon(): void {
+    this.end();
+  }
+
   private end(): void {
     if (this.ended) return;
     this.ended = true;
@@ -165,6 +181,9 @@ export class BatonCallError extends BatonClientError {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Below centrifuge's default call timeout (5 s). */
+const RESERVE_WAIT_PER_CALL_MS = 2000;
 
 export class BatonWorker {
   private readonly centrifuge: Centrifuge;
@@ -235,8 +254,18 @@ export class BatonWorker {
   /** Reserves one of `limit` slots of `resource` (waits up to `waitMs` for one). */
   async reserve(resource: string, options: ReserveOptions): Promise<Reservation> {
     const leaseMs = options.leaseMs ?? 30_000;
-    const r = await this.call<{ token: string }>("baton.slot.reserve", { resource, limit: options.limit, lease: leaseMs, wait: options.waitMs ?? 30_000 });
-    return new Reservation(this, resource, r.token, leaseMs);
+    const deadline = Date.now() + (options.waitMs ?? 30_000);
+    // Each call waits on the server for less than the client's call timeout: a call the client
+    // gave up on could otherwise take a slot nobody holds.
+    for (;;) {
+      const wait = Math.max(0, Math.min(RESERVE_WAIT_PER_CALL_MS, deadline - Date.now()));
+      try {
+        const r = await this.call<{ token: string }>("baton.slot.reserve", { resource, limit: options.limit, lease: leaseMs, wait });
+        return new Reservation(this, resource, r.token, leaseMs);
+      } catch (err) {
+        if (!(err instanceof BatonCallError && err.batonCode === "SLOT_UNAVAILABLE") || Date.now() >= deadline) throw err;
+      }
+    }
   }
 
   /**
@@ -272,8 +301,33 @@ export class BatonWorker {
         throw err;
       }
       clearInterval(heartbeat);
-      await this.callPersistently("baton.effect.complete", { key, token, outcome: outcome === undefined ? null : outcome, ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }) }, Date.now() + leaseMs);
-      return outcome;
+      return this.storeOutcome(key, token, outcome, leaseMs, options.ttlMs);
+    }
+  }
+
+  /**
+   * Stores what `run` returned. If the claim lapsed meanwhile (e.g. the server was down longer
+   * than the lease), the outcome is still stored under a new claim rather than running the
+   * effect again; if someone else completed it first, theirs wins.
+   */
+  private async storeOutcome<R>(key: string, token: string, outcome: R, leaseMs: number, ttlMs: number | undefined): Promise<R> {
+    const value = outcome === undefined ? null : outcome;
+    const ttl = ttlMs === undefined ? {} : { ttl: ttlMs };
+    let claim = token;
+    for (let tries = 0; ; tries++) {
+      try {
+        await this.callPersistently("baton.effect.complete", { key, token: claim, outcome: value, ...ttl }, Date.now() + Math.max(leaseMs, 30_000));
+        return outcome;
+      } catch (err) {
+        if (!(err instanceof BatonCallError && err.batonCode === "RESERVATION_NOT_HELD") || tries >= 5) throw err;
+      }
+      const again = await this.callPersistently<{ state: "claimed"; token: string } | { state: "done"; outcome: unknown }>("baton.effect.begin", { key, lease: leaseMs }, Date.now() + 30_000).catch((err: unknown) => {
+        if (err instanceof BatonCallError && err.batonCode === "EFFECT_IN_PROGRESS") return undefined;
+        throw err;
+      });
+      if (again?.state === "done") return again.outcome as R;
+      if (again?.state === "claimed") claim = again.token;
+      else await sleep(200);
     }
   }
 
@@ -354,14 +408,22 @@ export class Consumer<T> {
     }, Math.max(200, Math.floor(leaseMs / 3)));
     let settle: { method: string; data: Record<string, unknown> } | undefined;
     let acked = false;
+    const reservations: Reservation[] = [];
+    const handedOver = new Set<Reservation>();
     const ack = async (options: { slot?: Reservation } = {}): Promise<void> => {
       if (acked) return;
       await this.worker.callPersistently("baton.group.ack", { group: this.group, token: d.token, ...(options.slot === undefined ? {} : { slot: options.slot.token }) }, Date.parse(d.leaseExpiresAt) + leaseMs * 10);
       acked = true;
+      if (options.slot !== undefined) handedOver.add(options.slot);
       clearInterval(heartbeat);
     };
+    const reserve = async (resource: string, options: ReserveOptions): Promise<Reservation> => {
+      const r = await this.worker.reserve(resource, options);
+      reservations.push(r);
+      return r;
+    };
     try {
-      await this.handler(d, { signal: local.signal, extendLease: extend, ack, worker: this.worker });
+      await this.handler(d, { signal: local.signal, extendLease: extend, ack, reserve, worker: this.worker });
       settle = { method: "baton.group.ack", data: { token: d.token } };
     } catch (err) {
       if (err instanceof Terminate) settle = { method: "baton.group.term", data: { token: d.token, reason: err.message } };
@@ -370,6 +432,11 @@ export class Consumer<T> {
     } finally {
       clearInterval(heartbeat);
       this.abort.signal.removeEventListener("abort", onStop);
+      for (const r of reservations) {
+        if (r.done) continue;
+        if (handedOver.has(r)) r.abandon();
+        else await r.release().catch((err: unknown) => this.worker.reportError(err));
+      }
     }
     if (acked) return;
     try {
