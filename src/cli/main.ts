@@ -1,31 +1,23 @@
 /**
  * @module cli
- * `baton start | token | publish | tail | topics`. Errors print `error CODE: message` on
- * stderr and exit 1; usage errors exit 2.
+ * `baton start | token | publish | tail | topics | groups | slots | effects`. Errors print
+ * `error CODE: message` on stderr and exit 1; usage errors exit 2.
  */
 import { Command, CommanderError, Option } from "commander";
-import { parseDuration } from "../config/duration.ts";
 import { loadConfig } from "../config/config.ts";
 import { resolveSecret } from "../config/secret.ts";
 import { mintToken } from "../edge/auth/tokens.ts";
 import { isBatonError } from "../errors/baton-error.ts";
 import { startBaton } from "../main.ts";
 import { CliError, connectClient, type ClientOptions } from "./client.ts";
+import { registerGroupCommands } from "./groups.ts";
+import { clientOptions, durationArg } from "./options.ts";
 
 const program = new Command("baton")
   .description("Baton: durable, ordered realtime event streams for multi-tenant apps")
   .version("0.1.0")
   .showHelpAfterError()
   .exitOverride();
-
-function clientOptions(cmd: Command): Command {
-  return cmd
-    .option("--url <url>", "server URL (env BATON_URL)", undefined)
-    .option("--token <jwt>", "bearer token (env BATON_TOKEN); default: mint one from the local secret")
-    .option("--tenant <tenant>", "tenant for the minted token (env BATON_TENANT)", undefined)
-    .option("--data-dir <dir>", "data dir holding the secret (env BATON_DATA_DIR)")
-    .option("--jwt-secret <secret>", "HS256 secret (env BATON_JWT_SECRET)");
-}
 
 program
   .command("start")
@@ -66,14 +58,14 @@ token
   .option("--subscribe <pattern...>", "topic patterns it may read / subscribe to")
   .option("--channel <topic...>", "topics every socket of this token is subscribed to at connect")
   .option("--admin", "may create and delete topics", false)
-  .addOption(new Option("--ttl <duration>", "lifetime, e.g. 15m, 24h; 0 = no expiry").default("1h"))
+  .addOption(new Option("--ttl <duration>", "lifetime, e.g. 15m, 24h; 0 = no expiry").argParser(durationArg).default(3_600_000, "1h"))
   .option("-d, --data-dir <dir>", "data dir holding the generated secret (env BATON_DATA_DIR)")
   .option("--jwt-secret <secret>", "HS256 secret (env BATON_JWT_SECRET)")
-  .action(async (o: { tenant: string; sub: string; publish?: string[]; subscribe?: string[]; channel?: string[]; admin: boolean; ttl: string; dataDir?: string; jwtSecret?: string }) => {
+  .action(async (o: { tenant: string; sub: string; publish?: string[]; subscribe?: string[]; channel?: string[]; admin: boolean; ttl: number; dataDir?: string; jwtSecret?: string }) => {
     const config = loadConfig({ dataDir: o.dataDir, jwtSecret: o.jwtSecret });
     const { secret, generated } = resolveSecret(config);
     if (generated) process.stderr.write(`generated a development secret in ${secret.file}\n`);
-    const jwt = await mintToken(secret.value, { tenant: o.tenant, sub: o.sub, publish: o.publish ?? [], subscribe: o.subscribe ?? [], channels: o.channel ?? [], admin: o.admin }, parseDuration(o.ttl));
+    const jwt = await mintToken(secret.value, { tenant: o.tenant, sub: o.sub, publish: o.publish ?? [], subscribe: o.subscribe ?? [], channels: o.channel ?? [], admin: o.admin }, o.ttl);
     process.stdout.write(`${jwt}\n`);
   });
 
@@ -84,8 +76,8 @@ clientOptions(
     .option("-k, --key <key>", "ordering key")
     .option("-t, --type <type>", "event type")
     .option("-i, --idempotency-key <key>", "idempotency key")
-    .option("--ttl <duration>", "time to live, e.g. 30s"),
-).action(async (topic: string, data: string | undefined, o: ClientOptions & { key?: string; type?: string; idempotencyKey?: string; ttl?: string }) => {
+    .option("--ttl <duration>", "time to live, e.g. 30s", durationArg),
+).action(async (topic: string, data: string | undefined, o: ClientOptions & { key?: string; type?: string; idempotencyKey?: string; ttl?: number }) => {
   const raw = data ?? (await readStdin());
   let parsed: unknown;
   try {
@@ -99,7 +91,7 @@ clientOptions(
     ...(o.key === undefined ? {} : { key: o.key }),
     ...(o.type === undefined ? {} : { type: o.type }),
     ...(o.idempotencyKey === undefined ? {} : { idempotencyKey: o.idempotencyKey }),
-    ...(o.ttl === undefined ? {} : { ttlMs: parseDuration(o.ttl) }),
+    ...(o.ttl === undefined ? {} : { ttlMs: o.ttl }),
   };
   const result = await client.request("POST", `/v1/topics/${encodeURIComponent(topic)}/events`, body);
   process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -169,6 +161,8 @@ clientOptions(topics.command("delete <name>").description("delete a topic and it
   await client.request("DELETE", `/v1/topics/${encodeURIComponent(name)}`);
   process.stderr.write(`deleted ${name}\n`);
 });
+
+registerGroupCommands(program);
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
