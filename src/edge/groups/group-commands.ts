@@ -104,6 +104,8 @@ export function groupInfoJson(info: GroupInfo): Json {
     blockedKeys: s.blockedKeys,
     counters: s.counters,
     members: s.members,
+    partitionCount: s.partitions.length,
+    /** The first 100 (by topic order of discovery); `partitionCount` says how many there are. */
     partitions: s.partitions.slice(0, 100) as unknown as Json,
     stalled: s.stalled as unknown as Json,
   };

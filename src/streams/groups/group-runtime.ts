@@ -19,6 +19,7 @@
  * One process runs a group (the embedded engine owns its data dir); all state changes happen
  * synchronously in the event loop, and the writes they imply are issued in the same turn.
  */
+import { randomBytes } from "node:crypto";
 import { BatonError } from "../../errors/baton-error.ts";
 import type { EventLog, StateStore } from "../../engine/engine.ts";
 import type { NewEvent, StoredEvent, TopicRef } from "../event.ts";
@@ -102,6 +103,8 @@ interface Entry {
   version: number;
   /** Its attempts are over: when its delay ends it goes to the dead-letter topic, not to a member. */
   dlq: boolean;
+  /** Random part of the current delivery's token. */
+  nonce: string;
 }
 
 interface Source {
@@ -121,6 +124,8 @@ interface Source {
   readonly markers: Set<number>;
   reading: boolean;
   caughtUp: boolean;
+  /** An append arrived since the current read began: the reader must look again. */
+  appended: boolean;
   unlisten: () => void;
 }
 
@@ -321,7 +326,7 @@ export class GroupRuntime {
     const parsed = parseToken(token);
     const source = parsed === undefined ? undefined : this.sources.get(parsed.topic);
     const entry = source?.entries.get(parsed!.seq);
-    if (entry === undefined || entry.state !== "inflight" || entry.attempts !== parsed!.attempt) {
+    if (entry === undefined || entry.state !== "inflight" || entry.attempts !== parsed!.attempt || entry.nonce !== parsed!.nonce) {
       throw new BatonError("DELIVERY_NOT_HELD", `delivery ${token.slice(0, 260)} is not in flight in group ${this.config.name} (already acked, expired and redelivered, or never issued)`);
     }
     return entry;
@@ -565,12 +570,14 @@ export class GroupRuntime {
       markers: new Set(),
       reading: false,
       caughtUp: false,
+      appended: false,
       unlisten: () => undefined,
     };
     for (const [seq, r] of source.restored) if (r.done === true) source.markers.add(seq);
     this.sources.set(topic, source);
     source.unlisten = this.deps.log.onAppend(ref, () => {
       source.caughtUp = false;
+      source.appended = true;
       void this.fill(source);
     });
     void this.fill(source);
@@ -626,6 +633,7 @@ export class GroupRuntime {
           }
         }
         let page;
+        source.appended = false;
         try {
           page = await this.deps.log.read(source.ref, source.cursor, limit);
         } catch (err) {
@@ -649,6 +657,8 @@ export class GroupRuntime {
         if (source.redrive) this.redriveTokens -= page.events.length;
         source.cursor = Math.max(page.next, source.cursor);
         if (page.events.length === 0 || source.cursor > page.lastSeq) {
+          // An append that landed while this page was read is not in it: read again.
+          if (source.appended) continue;
           source.caughtUp = true;
           // Everything below the cursor that is not open is done: let the floor follow.
           const floor = floorOf(source);
@@ -721,6 +731,7 @@ export class GroupRuntime {
       member: undefined,
       version: 0,
       dlq: false,
+      nonce: restored?.nonce ?? "",
     };
     source.entries.set(event.seq, entry);
     this.pending += 1;
@@ -808,6 +819,7 @@ export class GroupRuntime {
 
   private handOut(entry: Entry, member: Member, now: number): Delivery {
     entry.attempts += 1;
+    entry.nonce = randomBytes(6).toString("hex");
     entry.state = "inflight";
     entry.member = member;
     entry.leaseUntil = now + this.config.ackWaitMs;
@@ -822,7 +834,7 @@ export class GroupRuntime {
     this.writeEntry(entry).catch((err: unknown) => this.deps.onError?.(err, "record delivery"));
     const event = entry.event!;
     return {
-      token: `${entry.attempts}:${entry.seq}:${entry.source.topic}`,
+      token: `${entry.attempts}:${entry.seq}:${entry.nonce}:${entry.source.topic}`,
       topic: entry.source.topic,
       seq: entry.seq,
       attempt: entry.attempts,
@@ -837,6 +849,7 @@ export class GroupRuntime {
     const record: EntryRecord = {
       attempts: entry.attempts,
       failures: entry.failures,
+      ...(entry.state === "inflight" ? { nonce: entry.nonce } : {}),
       ...(entry.state === "inflight" ? { leaseUntil: entry.leaseUntil } : {}),
       ...(entry.state === "delayed" ? { notBefore: entry.notBefore } : {}),
     };
@@ -916,8 +929,9 @@ export class GroupRuntime {
       stalled.push({ code: "MEMBERS_AT_LIMIT", message: `${this.ready.size} events are ready and every member holds its maxInFlight` });
     }
     if (blockedKeys > 0) stalled.push({ code: "KEYS_BLOCKED", message: `${blockedKeys} keys wait behind an event that is retrying (e.g. ${exampleKey})` });
-    if (this.recentLeaseExpiries.length > 0) {
-      stalled.push({ code: "LEASES_EXPIRING", message: `${this.recentLeaseExpiries.length} leases expired in the last 5 minutes: members die or need to extend their lease (ackWait ${this.config.ackWaitMs} ms)` });
+    if (this.recentLeaseExpiries.length > 0 && this.pending > 0) {
+      const n = this.recentLeaseExpiries.length;
+      stalled.push({ code: "LEASES_EXPIRING", message: `${n} ${n === 1 ? "lease" : "leases"} expired in the last 5 minutes: members die or need to extend their lease (ackWait ${this.config.ackWaitMs} ms)` });
     }
     if (this.pending >= this.config.maxPending) stalled.push({ code: "WINDOW_FULL", message: `${this.pending} events are open (maxPending ${this.config.maxPending}); reading pauses until some finish` });
     return {
@@ -979,12 +993,9 @@ function originOf(source: Source, event: StoredEvent): { topic: string; seq: num
   return { topic: h[DLQ_HEADERS.topic] ?? source.topic, seq: Number.isSafeInteger(seq) ? seq : event.seq, id: h[DLQ_HEADERS.id] ?? event.id };
 }
 
-function parseToken(token: string): { attempt: number; seq: number; topic: string } | undefined {
-  const a = token.indexOf(":");
-  const b = token.indexOf(":", a + 1);
-  if (a <= 0 || b <= a + 1) return undefined;
-  const attempt = Number(token.slice(0, a));
-  const seq = Number(token.slice(a + 1, b));
-  if (!Number.isSafeInteger(attempt) || !Number.isSafeInteger(seq)) return undefined;
-  return { attempt, seq, topic: token.slice(b + 1) };
+/** `<attempt>:<seq>:<nonce>:<topic>`; the nonce keeps other members from guessing a live token. */
+function parseToken(token: string): { attempt: number; seq: number; nonce: string; topic: string } | undefined {
+  const m = /^(\d{1,9}):(\d{1,16}):([0-9a-f]{12}):(.+)$/.exec(token);
+  if (m === null) return undefined;
+  return { attempt: Number(m[1]), seq: Number(m[2]), nonce: m[3]!, topic: m[4]! };
 }

@@ -28,6 +28,8 @@ export interface EntryRecord {
   /** Delayed until this time (epoch ms). */
   readonly notBefore?: number;
   readonly done?: boolean;
+  /** Random part of the in-flight delivery's token, so it can still be acked after a restart. */
+  readonly nonce?: string;
 }
 
 export interface PositionRecord {
@@ -69,6 +71,7 @@ export function entryJson(r: EntryRecord): Json {
   if (r.leaseUntil !== undefined) out["l"] = r.leaseUntil;
   if (r.notBefore !== undefined) out["n"] = r.notBefore;
   if (r.done === true) out["d"] = 1;
+  if (r.nonce !== undefined) out["k"] = r.nonce;
   return out;
 }
 
@@ -81,6 +84,7 @@ function entryFromJson(v: Json): EntryRecord {
     ...(typeof o["l"] === "number" ? { leaseUntil: o["l"] } : {}),
     ...(typeof o["n"] === "number" ? { notBefore: o["n"] } : {}),
     ...(o["d"] === 1 ? { done: true } : {}),
+    ...(typeof o["k"] === "string" ? { nonce: o["k"] } : {}),
   };
 }
 
