@@ -75,6 +75,11 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
   const coordination = new CoordinationCommands(slots, effects);
   const gatewayRef: { current?: WsGateway } = {};
   const metrics = new Metrics(() => engine.log.pending, () => gatewayRef.current?.connections ?? 0);
+  metrics.watchGroups(function* () {
+    for (const g of groups.all()) {
+      yield { tenant: g.config.tenant, group: g.config.name, ...g.sample(), ...g.counters };
+    }
+  });
   let ready = false;
   let draining: Promise<void> | undefined;
   const verifier = new TokenVerifier({ secret: secret.value, jwksUrl: config.jwksUrl });

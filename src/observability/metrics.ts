@@ -51,6 +51,47 @@ export class Metrics {
   readonly pendingEvents: Gauge;
   readonly connections: Gauge;
 
+  /**
+   * Consumer-group gauges and counters, read from the groups at scrape time: one series per
+   * tenant and group (groups are few; events and keys never become labels).
+   */
+  watchGroups(groups: () => Iterable<GroupSample>): void {
+    const gauge = (name: string, help: string, pick: (g: GroupSample) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ["tenant", "group"] as const,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const g of groups()) this.set({ tenant: g.tenant, group: g.group }, pick(g));
+        },
+      });
+    };
+    const counter = (name: string, help: string, pick: (g: GroupSample) => number): void => {
+      new Counter({
+        name,
+        help,
+        labelNames: ["tenant", "group"] as const,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const g of groups()) this.inc({ tenant: g.tenant, group: g.group }, pick(g));
+        },
+      });
+    };
+    gauge("baton_group_pending_events", "Events read by the group and not done yet (ready, in flight, retrying, waiting behind their key).", (g) => g.pending);
+    gauge("baton_group_in_flight_events", "Deliveries held by members and not yet settled.", (g) => g.inFlight);
+    gauge("baton_group_delayed_events", "Events waiting for their retry (backoff) or for the dead-letter write.", (g) => g.delayed);
+    gauge("baton_group_blocked_keys", "Keys of an orderedByKey group whose next event waits behind a retrying one.", (g) => g.blockedKeys);
+    gauge("baton_group_oldest_pending_age_seconds", "Age of the oldest event the group has not finished (0 when none): alert on this, not on depth.", (g) => g.oldestPendingAgeS);
+    counter("baton_group_deliveries_total", "Deliveries handed to members since this node started (redeliveries included).", (g) => g.delivered);
+    counter("baton_group_redeliveries_total", "Deliveries after the first attempt (nack, lease expiry).", (g) => g.redelivered);
+    counter("baton_group_acks_total", "Deliveries acked.", (g) => g.acked);
+    counter("baton_group_lease_expiries_total", "Deliveries whose lease ended without an ack.", (g) => g.leaseExpired);
+    counter("baton_group_dead_letters_total", "Events moved to the group's dead-letter topic.", (g) => g.deadLettered);
+  }
+
   constructor(pending: () => number, connections: () => number) {
     this.connections = new Gauge({
       name: "baton_ws_connections",
@@ -70,4 +111,20 @@ export class Metrics {
     });
     collectDefaultMetrics({ register: this.registry, prefix: "baton_process_" });
   }
+}
+
+/** What the metrics read from one consumer group. */
+export interface GroupSample {
+  readonly tenant: string;
+  readonly group: string;
+  readonly pending: number;
+  readonly inFlight: number;
+  readonly delayed: number;
+  readonly blockedKeys: number;
+  readonly oldestPendingAgeS: number;
+  readonly delivered: number;
+  readonly redelivered: number;
+  readonly acked: number;
+  readonly leaseExpired: number;
+  readonly deadLettered: number;
 }

@@ -404,3 +404,44 @@ describe("restart", () => {
     assert.equal((await pull("g-restart", { consumer: "w2", max: 10, wait: "300ms" })).length, 0);
   });
 });
+
+describe("tenants and metrics", () => {
+  test("a hot tenant's backlog does not delay another tenant's group", async () => {
+    const hot = await token({ tenant: "hot-co", admin: true });
+    const cold = await token({ tenant: "cold-co", admin: true });
+    for (const [jwt, name] of [[hot, "g-hot"], [cold, "g-cold"]] as const) {
+      assert.equal((await api(baton.url, jwt, "POST", "/v1/groups", { name, topic: "work" })).status, 201);
+    }
+    for (let i = 0; i < 10; i++) {
+      await api(baton.url, hot, "POST", "/v1/topics/work/events", { events: Array.from({ length: 1000 }, (_, n) => ({ data: { n } })) });
+    }
+    // The hot tenant's workers are busy with their backlog...
+    const hotWork = pullN("g-hot", 200, { consumer: "h" }, hot);
+    await api(baton.url, cold, "POST", "/v1/topics/work/events", { data: { n: -1 } });
+    // ...and the cold tenant's event is handed out at once.
+    const got = await pull("g-cold", { consumer: "c", wait: "2s" }, cold);
+    assert.deepEqual(got.map((d) => d.event.data.n), [-1]);
+    await hotWork;
+    const d = (await api(baton.url, hot, "GET", "/v1/groups/g-hot")).body;
+    assert.ok(d.pending + d.lag > 5000, `the hot backlog is still there (${d.pending} pending, ${d.lag} lag)`);
+  });
+
+  test("group figures are exported as Prometheus metrics", async () => {
+    await createGroup({ name: "g-metrics", topic: "jobs.metrics", backoff: { initial: "10s", max: "10s" } });
+    await publish("jobs.metrics", [{ data: { n: 1 } }, { data: { n: 2 } }, { data: { n: 3 } }]);
+    const [a, b] = await pullN("g-metrics", 2, { consumer: "w", maxInFlight: 2 });
+    await op("g-metrics", "ack", { token: a!.token });
+    await op("g-metrics", "nack", { token: b!.token, reason: "x" });
+    const text = await (await fetch(`${baton.url}/metrics`)).text();
+    const value = (name: string): number => {
+      const m = new RegExp(`^${name}\\{tenant="acme",group="g-metrics"\\} (\\S+)$`, "m").exec(text);
+      assert.ok(m !== null, `${name} for g-metrics is exported`);
+      return Number(m[1]);
+    };
+    assert.equal(value("baton_group_pending_events"), 2);
+    assert.equal(value("baton_group_delayed_events"), 1);
+    assert.equal(value("baton_group_deliveries_total"), 2);
+    assert.equal(value("baton_group_acks_total"), 1);
+    assert.ok(value("baton_group_oldest_pending_age_seconds") >= 0);
+  });
+});

@@ -88,6 +88,11 @@ export class ConsumerGroups {
     return { config: r.config, status, lag };
   }
 
+  /** Every running group (for metrics). */
+  all(): Iterable<GroupRuntime> {
+    return this.runtimes.values();
+  }
+
   list(tenant: string): GroupConfig[] {
     return [...this.runtimes.values()].map((r) => r.config).filter((c) => c.tenant === tenant).sort((a, b) => (a.name < b.name ? -1 : 1));
   }

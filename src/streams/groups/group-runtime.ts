@@ -893,6 +893,29 @@ export class GroupRuntime {
 
   // ---- description --------------------------------------------------------------------
 
+  /** Figures for metrics: one pass over the open events. */
+  sample(): { pending: number; inFlight: number; delayed: number; blockedKeys: number; oldestPendingAgeS: number } {
+    const now = this.now();
+    let oldest = now;
+    let inFlight = 0;
+    let delayed = 0;
+    for (const s of this.sources.values()) {
+      let first = true;
+      for (const e of s.entries.values()) {
+        if (first && e.event !== undefined) oldest = Math.min(oldest, e.event.time);
+        first = false;
+        if (e.state === "inflight") inFlight += 1;
+        else if (e.state === "delayed" || e.state === "dead-lettering") delayed += 1;
+      }
+    }
+    let blockedKeys = 0;
+    for (const lane of this.lanes.values()) {
+      if (!lane.ordered || lane.waiting.length === 0) continue;
+      for (const head of lane.out) if (head.state === "delayed" || head.state === "dead-lettering") blockedKeys += 1;
+    }
+    return { pending: this.pending, inFlight, delayed, blockedKeys, oldestPendingAgeS: (now - oldest) / 1000 };
+  }
+
   describe(): GroupStatus {
     const now = this.now();
     while (this.recentLeaseExpiries.length > 0 && this.recentLeaseExpiries[0]! < now - LEASE_WINDOW_MS) this.recentLeaseExpiries.shift();
