@@ -81,6 +81,8 @@ export const ErrorCodes = {
     fix: "Someone else changed this first; read the current state and try again.",
   },
   GROUP_NOT_FOUND: { status: 404, retryable: false, fix: "Create the consumer group first (POST /v1/groups) or check its name." },
+  DEAD_LETTER_NOT_FOUND: { status: 404, retryable: false, fix: "List the group's dead letters (GET /v1/groups/{group}/dead-letters) for the sequences that exist." },
+  EFFECT_NOT_FOUND: { status: 404, retryable: false, fix: "The effect was never run, was abandoned, or its outcome passed its ttl; begin it to run it." },
   GROUP_EXISTS: { status: 409, retryable: false, fix: "Pick another group name or use the existing group." },
   DELIVERY_NOT_HELD: {
     status: 409,

@@ -175,7 +175,7 @@ test("groups dlq: list, show, redrive (then pull --ack the redriven event), purg
   const [letters, page] = await Promise.all([
     cliJson(["groups", "dlq", "list", "cg-dlq"]),
     cliJson(["groups", "dlq", "list", "cg-dlq", "--from", "2", "--limit", "1"]),
-    cliFails(["groups", "dlq", "show", "cg-dlq", "99"], 1, /^error NOT_FOUND: group cg-dlq has no dead letter 99\n$/),
+    cliFails(["groups", "dlq", "show", "cg-dlq", "99"], 1, /^error DEAD_LETTER_NOT_FOUND: group cg-dlq has no dead letter 99\n$/),
   ]);
   assert.deepEqual(letters.map((l) => [l.seq, l.origin.topic, l.attempts, l.failures[0].reason, l.event.data.n]), [[1, "cli.dlq", 1, "failed 1", 1], [2, "cli.dlq", 1, "failed 2", 2]]);
   assert.deepEqual(page.map((l) => l.seq), [2]);
@@ -199,7 +199,7 @@ test("slots list and effects get", async () => {
   assert.equal(reserved.status, 200, JSON.stringify(reserved.body));
   const begun = await api(baton.url, admin, "POST", "/v1/effects/cli-charge-1/begin", {});
   await api(baton.url, admin, "POST", "/v1/effects/cli-charge-1/complete", { token: begun.body.token, outcome: { charged: 42 } });
-  const [held, [effect]] = await Promise.all([cliJson(["slots", "list", "cli-gpu"]), cliJson(["effects", "get", "cli-charge-1"]), cliFails(["effects", "get", "cli-never"], 1, /^error NOT_FOUND: no effect cli-never/)]);
+  const [held, [effect]] = await Promise.all([cliJson(["slots", "list", "cli-gpu"]), cliJson(["effects", "get", "cli-charge-1"]), cliFails(["effects", "get", "cli-never"], 1, /^error EFFECT_NOT_FOUND: no effect cli-never/)]);
   assert.deepEqual(held.map((h) => [h.slot, h.holder]), [[reserved.body.slot, "tester"]]);
   assert.deepEqual([effect.state, effect.outcome], ["done", { charged: 42 }]);
 });

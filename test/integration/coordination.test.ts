@@ -134,6 +134,6 @@ describe("effects", () => {
     const c = await post("/v1/effects/e2/begin", {});
     assert.equal(c.body.state, "claimed");
     assert.equal((await post("/v1/effects/e2/complete", { token: b.body.token, outcome: 1 })).body.error.code, "RESERVATION_NOT_HELD", "the stale holder is fenced off");
-    assert.equal((await api(baton.url, t, "GET", "/v1/effects/never")).body.error.code, "NOT_FOUND");
+    assert.equal((await api(baton.url, t, "GET", "/v1/effects/never")).body.error.code, "EFFECT_NOT_FOUND");
   });
 });

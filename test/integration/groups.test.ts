@@ -248,7 +248,7 @@ describe("acks, retries and leases", () => {
     assert.deepEqual(letter.event.data, { n: 7 });
     const shown = await api(baton.url, admin, "GET", `/v1/groups/g-retry/dead-letters/${letter.seq}`);
     assert.equal(shown.body.id, letter.id);
-    assert.equal((await api(baton.url, admin, "GET", "/v1/groups/g-retry/dead-letters/99")).body.error.code, "NOT_FOUND");
+    assert.equal((await api(baton.url, admin, "GET", "/v1/groups/g-retry/dead-letters/99")).body.error.code, "DEAD_LETTER_NOT_FOUND");
     // The dead-letter topic is a real topic of the tenant.
     const topics = await api(baton.url, admin, "GET", `/v1/topics?prefix=${encodeURIComponent("~dlq.")}`);
     const dlq = topics.body.topics.find((t: { name: string }) => t.name === "~dlq.g-retry");

@@ -103,7 +103,7 @@ export class CoordinationCommands {
 
   async getEffect(principal: Principal, key: string): Promise<Json> {
     const r = await this.effects.get(principal.tenant, assertEffectKey(key));
-    if (r === undefined) throw new BatonError("NOT_FOUND", `no effect ${key.slice(0, 200)} (never run, abandoned, or past its ttl)`);
+    if (r === undefined) throw new BatonError("EFFECT_NOT_FOUND", `no effect ${key.slice(0, 200)} (never run, abandoned, or past its ttl)`);
     return r.state === "done" ? { state: "done", outcome: r.outcome, completedAt: iso(r.completedAt) } : { state: "running", expiresAt: iso(r.expiresAt) };
   }
 

@@ -245,7 +245,7 @@ export class GroupCommands {
     authorizeConsume(principal, runtime.config);
     const page = await readDeadLetters(this.log, principal.tenant, group, seq, 1);
     const letter = page?.events[0];
-    if (letter === undefined || letter.seq !== seq) throw new BatonError("NOT_FOUND", `group ${group} has no dead letter ${seq}`);
+    if (letter === undefined || letter.seq !== seq) throw new BatonError("DEAD_LETTER_NOT_FOUND", `group ${group} has no dead letter ${seq}`);
     return deadLetterJson(letter);
   }
 
