@@ -196,6 +196,8 @@ async function runCase(peer: PeerName, failPct: number, token: string, runId: st
     BATON_JWT_SECRET: SECRET,
     BATON_LOG_LEVEL: "warn",
     ...BATON_ENV,
+    // BENCH_CONSUMER_PROFILE=<dir>: a CPU profile of each Baton server, written when it stops.
+    ...(process.env["BENCH_CONSUMER_PROFILE"] === undefined ? {} : { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${process.env["BENCH_CONSUMER_PROFILE"]}` }),
   });
   try {
     await waitReady(`${url}/readyz`, child);

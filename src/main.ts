@@ -159,7 +159,7 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
       const timeout = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
       await Promise.race([closed, timeout]);
       server.closeAllConnections();
-      groups.close();
+      await groups.close();
       slots.stop();
       clearInterval(effectSweep);
       await engine.close();

@@ -50,6 +50,11 @@ export function newEventId(now = Date.now()): string {
   return `evt_${timeChars(now)}${randomChars(16)}`;
 }
 
+/** Random part of a delivery token: 10 base32 characters (50 bits), from the pooled entropy. */
+export function newNonce(): string {
+  return randomChars(10);
+}
+
 /** A new stream epoch: 8 random base32 characters. */
 export function newEpoch(): string {
   return randomChars(8);

@@ -197,7 +197,7 @@ describe("acks, retries and leases", () => {
     await publish("jobs.ackerr", [{ data: { n: 1 } }]);
     const [d] = await pullN("g-ackerr", 1, { consumer: "w" });
     // A token guessed from the attempt, sequence and topic alone is refused while the real one is live.
-    const forged = d!.token.replace(/:[0-9a-f]{12}:/, ":000000000000:");
+    const forged = d!.token.replace(/:[0-9a-z]{10}:/, ":0000000000:");
     assert.notEqual(forged, d!.token);
     assert.equal((await op("g-ackerr", "ack", { token: forged })).body.error.code, "DELIVERY_NOT_HELD");
     assert.equal((await op("g-ackerr", "ack", { token: d!.token })).status, 200);

@@ -354,6 +354,7 @@ export class Consumer<T> {
   private readonly running = new Map<string, Promise<void>>();
   private readonly abort = new AbortController();
   private stopping: Promise<void> | undefined;
+  private readonly acks: { token: string; resolve: () => void; reject: (err: unknown) => void }[] = [];
 
   constructor(worker: BatonWorker, group: string, handler: Handler<T>, maxInFlight: number) {
     this.worker = worker;
@@ -389,6 +390,29 @@ export class Consumer<T> {
       this.worker.forget(this.group);
     })();
     return this.stopping;
+  }
+
+  /** Acks of one tick go in one call (`tokens`), answered per token. */
+  private ackSoon(token: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.acks.push({ token, resolve, reject });
+      if (this.acks.length === 1) setImmediate(() => void this.flushAcks());
+    });
+  }
+
+  private async flushAcks(): Promise<void> {
+    const batch = this.acks.splice(0, 1000);
+    if (this.acks.length > 0) setImmediate(() => void this.flushAcks());
+    try {
+      const r = await this.worker.callPersistently<{ results: { ok: boolean; error?: { code: string; message: string } }[] }>("baton.group.ack", { group: this.group, tokens: batch.map((a) => a.token) }, Date.now() + 60_000);
+      batch.forEach((a, i) => {
+        const result = r.results[i];
+        if (result?.ok === true) a.resolve();
+        else a.reject(new BatonCallError(`${result?.error?.code ?? "INTERNAL"}: ${result?.error?.message ?? "no result"}`, 1409, false));
+      });
+    } catch (err) {
+      for (const a of batch) a.reject(err);
+    }
   }
 
   private async handle(d: Delivery<T>): Promise<void> {
@@ -440,7 +464,8 @@ export class Consumer<T> {
     }
     if (acked) return;
     try {
-      await this.worker.callPersistently(settle.method, { group: this.group, ...settle.data }, Date.parse(d.leaseExpiresAt) + leaseMs * 10);
+      if (settle.method === "baton.group.ack") await this.ackSoon(d.token);
+      else await this.worker.callPersistently(settle.method, { group: this.group, ...settle.data }, Date.parse(d.leaseExpiresAt) + leaseMs * 10);
     } catch (err) {
       // Typically DELIVERY_NOT_HELD: the lease ended and another member has it now.
       this.worker.reportError(err);

@@ -48,8 +48,10 @@ export class ConsumerGroups {
     }
   }
 
-  close(): void {
+  /** Stops every group, recording what is in flight; resolves once that is durable. */
+  async close(): Promise<void> {
     for (const r of this.runtimes.values()) r.stop();
+    await Promise.all([...this.runtimes.values()].map((r) => r.recordInFlight()));
     this.runtimes.clear();
   }
 

@@ -19,11 +19,11 @@
  * One process runs a group (the embedded engine owns its data dir); all state changes happen
  * synchronously in the event loop, and the writes they imply are issued in the same turn.
  */
-import { randomBytes } from "node:crypto";
 import { BatonError } from "../../errors/baton-error.ts";
 import type { EventLog, StateStore } from "../../engine/engine.ts";
 import type { NewEvent, StoredEvent, TopicRef } from "../event.ts";
 import { matchesPattern } from "../names.ts";
+import { newNonce } from "../ids.ts";
 import { DeadlineHeap } from "./deadline-heap.ts";
 import { FairQueue } from "./fair-queue.ts";
 import { deadLetterTopic, isSystemTopic, redriveTopic, type GroupConfig } from "./group-config.ts";
@@ -105,6 +105,8 @@ interface Entry {
   dlq: boolean;
   /** Random part of the current delivery's token. */
   nonce: string;
+  /** A record of this event exists on disk (or its write was issued). */
+  recorded: boolean;
 }
 
 interface Source {
@@ -116,6 +118,8 @@ interface Source {
   epoch: string;
   /** Floor as last written. */
   persistedFloor: number;
+  /** The pending coalesced floor write of this turn, if any. */
+  floorWrite: Promise<unknown> | undefined;
   /** Open entries in sequence order (Map keeps insertion order; we insert in read order). */
   readonly entries: Map<number, Entry>;
   /** Records loaded at start for sequences not read yet. */
@@ -154,6 +158,8 @@ export interface StallReason {
 }
 
 const READ_PAGE = 256;
+/** A delivery not settled within this long is recorded in the StateStore. */
+const RECORD_AFTER_MS = 250;
 /** Reading pauses while this many events are ready (bounds the bodies held for dispatch). */
 const READ_AHEAD = 4096;
 /** Ready events of one unordered lane: a hot lane cannot fill the read-ahead window alone. */
@@ -173,6 +179,8 @@ export class GroupRuntime {
   private readonly lanes = new Map<string, Lane>();
   private readonly delays = new DeadlineHeap<[Entry, number]>();
   private readonly leases = new DeadlineHeap<[Entry, number]>();
+  /** Deliveries to record if still out by then. */
+  private readonly records = new DeadlineHeap<[Entry, number]>();
   private readonly members = new Map<string, Member>();
   private memberOrder: Member[] = [];
   private memberCursor = 0;
@@ -223,6 +231,18 @@ export class GroupRuntime {
     if (this.discovery !== undefined) clearTimeout(this.discovery);
     if (this.redriveRefill !== undefined) clearTimeout(this.redriveRefill);
     for (const m of this.members.values()) this.endWaiter(m);
+  }
+
+  /**
+   * Records every delivery still out (shutdown): after the restart their holders can still
+   * ack them, and their attempts count on.
+   */
+  async recordInFlight(): Promise<void> {
+    const writes: Promise<unknown>[] = [];
+    for (const s of this.sources.values()) {
+      for (const e of s.entries.values()) if (e.state === "inflight" && !e.recorded) writes.push(this.writeEntry(e));
+    }
+    await Promise.allSettled(writes);
   }
 
   // ---- members --------------------------------------------------------------------------
@@ -370,15 +390,29 @@ export class GroupRuntime {
     const { tenant, name } = this.config;
     if (entry.seq >= floor) {
       source.markers.add(entry.seq);
+      entry.recorded = true;
       writes.push(this.deps.state.put(entryKey(tenant, name, source.topic, entry.seq), entryJson({ attempts: entry.attempts, failures: [], done: true })));
-    } else if (entry.attempts > 0 || source.markers.has(entry.seq)) {
+    } else if (entry.recorded || source.markers.has(entry.seq)) {
       source.markers.delete(entry.seq);
       writes.push(this.deps.state.delete(entryKey(tenant, name, source.topic, entry.seq)));
     }
-    if (floor > source.persistedFloor) writes.push(...this.moveFloor(source, floor));
+    if (floor > source.persistedFloor) writes.push(this.floorSoon(source));
     this.leaveLane(entry);
     this.pump();
     await Promise.all(writes);
+  }
+
+  /**
+   * Writes the source's floor once for every ack of this turn (a batch of acks moves it once),
+   * in the same commit as their other writes; resolves when durable.
+   */
+  private floorSoon(source: Source): Promise<unknown> {
+    source.floorWrite ??= Promise.resolve().then(() => {
+      source.floorWrite = undefined;
+      const floor = floorOf(source);
+      return floor > source.persistedFloor ? Promise.all(this.moveFloor(source, floor)) : undefined;
+    });
+    return source.floorWrite;
   }
 
   private moveFloor(source: Source, floor: number): Promise<unknown>[] {
@@ -565,6 +599,7 @@ export class GroupRuntime {
       cursor: floor,
       epoch: pos?.epoch ?? "",
       persistedFloor: pos?.floor ?? 0,
+      floorWrite: undefined,
       entries: new Map(),
       restored: this.restoredEntries.get(topic) ?? new Map(),
       markers: new Set(),
@@ -575,7 +610,25 @@ export class GroupRuntime {
     };
     for (const [seq, r] of source.restored) if (r.done === true) source.markers.add(seq);
     this.sources.set(topic, source);
-    source.unlisten = this.deps.log.onAppend(ref, () => {
+    source.unlisten = this.deps.log.onAppend(ref, (events, epoch) => {
+      // A caught-up source takes the new events as they are announced instead of reading them
+      // back from the store; anything else (behind, mid-read, window full) reads.
+      const first = events[0];
+      if (
+        source.caughtUp &&
+        !source.reading &&
+        !source.redrive &&
+        first !== undefined &&
+        epoch === source.epoch &&
+        first.seq === source.cursor &&
+        this.ready.size + events.length <= READ_AHEAD &&
+        this.pending + events.length <= this.config.maxPending
+      ) {
+        for (const event of events) this.admit(source, event);
+        source.cursor = events[events.length - 1]!.seq + 1;
+        this.pump();
+        return;
+      }
       source.caughtUp = false;
       source.appended = true;
       void this.fill(source);
@@ -732,6 +785,7 @@ export class GroupRuntime {
       version: 0,
       dlq: false,
       nonce: restored?.nonce ?? "",
+      recorded: restored !== undefined,
     };
     source.entries.set(event.seq, entry);
     this.pending += 1;
@@ -819,7 +873,7 @@ export class GroupRuntime {
 
   private handOut(entry: Entry, member: Member, now: number): Delivery {
     entry.attempts += 1;
-    entry.nonce = randomBytes(6).toString("hex");
+    entry.nonce = newNonce();
     entry.state = "inflight";
     entry.member = member;
     entry.leaseUntil = now + this.config.ackWaitMs;
@@ -829,9 +883,12 @@ export class GroupRuntime {
     if (entry.attempts > 1) this.counters.redelivered += 1;
     this.leases.push(entry.leaseUntil, [entry, entry.version]);
     this.arm();
-    // Recorded so the attempt counts across a restart; not awaited: a delivery lost in a crash
-    // is simply delivered again, which at-least-once allows.
-    this.writeEntry(entry).catch((err: unknown) => this.deps.onError?.(err, "record delivery"));
+    // A delivery still out after RECORD_AFTER_MS is recorded (attempt, lease, token nonce), so a
+    // restart keeps counting its attempts and lets its holder still ack it. Most are acked
+    // sooner and never cost a write; one lost in a crash before that is delivered again with
+    // the same attempt number, which at-least-once allows.
+    this.records.push(now + RECORD_AFTER_MS, [entry, entry.version]);
+    this.arm();
     const event = entry.event!;
     return {
       token: `${entry.attempts}:${entry.seq}:${entry.nonce}:${entry.source.topic}`,
@@ -846,6 +903,7 @@ export class GroupRuntime {
   }
 
   private writeEntry(entry: Entry): Promise<unknown> {
+    entry.recorded = true;
     const record: EntryRecord = {
       attempts: entry.attempts,
       failures: entry.failures,
@@ -859,7 +917,7 @@ export class GroupRuntime {
   // ---- timers -------------------------------------------------------------------------
 
   private arm(): void {
-    const next = Math.min(this.delays.peek() ?? Infinity, this.leases.peek() ?? Infinity);
+    const next = Math.min(this.delays.peek() ?? Infinity, this.leases.peek() ?? Infinity, this.records.peek() ?? Infinity);
     if (next === Infinity || next >= this.timerAt || this.stopped) return;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timerAt = next;
@@ -871,6 +929,11 @@ export class GroupRuntime {
     this.timer = undefined;
     this.timerAt = Infinity;
     const now = this.now();
+    for (let item = this.records.popDue(now); item !== undefined; item = this.records.popDue(now)) {
+      const [entry, version] = item;
+      if (entry.version !== version || entry.state !== "inflight") continue;
+      this.writeEntry(entry).catch((err: unknown) => this.deps.onError?.(err, "record delivery"));
+    }
     for (let item = this.leases.popDue(now); item !== undefined; item = this.leases.popDue(now)) {
       const [entry, version] = item;
       if (entry.version !== version || entry.state !== "inflight") continue;
@@ -1018,7 +1081,7 @@ function originOf(source: Source, event: StoredEvent): { topic: string; seq: num
 
 /** `<attempt>:<seq>:<nonce>:<topic>`; the nonce keeps other members from guessing a live token. */
 function parseToken(token: string): { attempt: number; seq: number; nonce: string; topic: string } | undefined {
-  const m = /^(\d{1,9}):(\d{1,16}):([0-9a-f]{12}):(.+)$/.exec(token);
+  const m = /^(\d{1,9}):(\d{1,16}):([0-9a-z]{10}):(.+)$/.exec(token);
   if (m === null) return undefined;
   return { attempt: Number(m[1]), seq: Number(m[2]), nonce: m[3]!, topic: m[4]! };
 }
