@@ -22,6 +22,7 @@ import { AckPolicy, jetstream, jetstreamManager, StorageType, type ConsumerMessa
 import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { BatonWorker, type Delivery as WorkerDelivery, type HandlerContext } from "../packages/sdk/src/worker.ts";
+import { BatonClient } from "../packages/sdk/src/baton-client.ts";
 import { KeepAliveHttp } from "./keepalive-http.ts";
 
 /** What every event carries: its id, its publish time (ms on the shared clock) and the data. */
@@ -75,9 +76,9 @@ export class Skip extends Error {}
 export const BACKOFF_MS = 100;
 const MAX_ATTEMPTS = 5;
 
-export type PeerName = "bullmq" | "redis-streams" | "nats" | "nats-ackack" | "baton" | "baton-ws" | "bullmq-aof" | "redis-streams-aof";
+export type PeerName = "bullmq" | "redis-streams" | "nats" | "nats-ackack" | "baton" | "baton-ws" | "baton-socket" | "bullmq-aof" | "redis-streams-aof";
 /** The peers a default run measures. */
-export const PEERS: readonly PeerName[] = ["baton", "baton-ws", "bullmq", "redis-streams", "nats", "nats-ackack"];
+export const PEERS: readonly PeerName[] = ["baton", "baton-ws", "baton-socket", "bullmq", "redis-streams", "nats", "nats-ackack"];
 /**
  * Also known, on request (BENCH_CONSUMER_PEERS): BullMQ and Redis Streams on a private Redis that
  * fsyncs its append-only file before answering (appendfsync always), Baton's durability.
@@ -100,6 +101,8 @@ export function makePeer(name: PeerName, o: PeerOptions): Peer {
       return new BatonHttpPeer(o);
     case "baton-ws":
       return new BatonWsPeer(o);
+    case "baton-socket":
+      return new BatonSocketPeer(o);
   }
 }
 
@@ -597,5 +600,36 @@ class BatonWsPeer extends BatonBase {
   async stop(): Promise<void> {
     // Stops each consumer (finishing what it holds) and disconnects.
     await Promise.all(this.workers.map((w) => w.close()));
+  }
+}
+
+/**
+ * Everything over sockets: producers publish with the client SDK (`BatonClient.publish`, the
+ * `baton.publish` RPC, acknowledged once durable) on one socket per 4 producers, as a backend
+ * holding a connection would; workers as in `baton-ws`.
+ */
+class BatonSocketPeer extends BatonWsPeer {
+  private readonly clients: BatonClient[] = [];
+
+  override async start(handler: Handler, onCompleted: OnCompleted, onError: OnError): Promise<void> {
+    this.admin = await this.open();
+    await createGroup(this.admin);
+    for (let i = 0; i < Math.max(1, Math.ceil(this.o.producers / 4)); i++) {
+      const c = new BatonClient(this.o.baton!.url, { token: this.o.baton!.token });
+      const connected = new Promise<void>((resolve) => c.on("connected", () => resolve()));
+      c.connect();
+      await connected;
+      this.clients.push(c);
+    }
+    await this.startConsumers(handler, onCompleted, onError);
+  }
+
+  override async publish(payload: Payload, producer: number): Promise<void> {
+    await this.clients[producer % this.clients.length]!.publish(TOPIC, payload);
+  }
+
+  override async stop(): Promise<void> {
+    await super.stop();
+    for (const c of this.clients) c.disconnect();
   }
 }

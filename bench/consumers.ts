@@ -84,7 +84,7 @@ const GRACE_MS = 300;
 /** A case is started only with this much of the run's time left. */
 const CASE_BUDGET_MS = 30_000;
 const AIMS = { vsBullmq: 3, vsNats: 1, onParNats: 0.9 };
-const BATON_PEERS: readonly PeerName[] = ["baton", "baton-ws"];
+const BATON_PEERS: readonly PeerName[] = ["baton", "baton-ws", "baton-socket"];
 
 interface Row extends ConsumerCaseResult {
   readonly variant: string;

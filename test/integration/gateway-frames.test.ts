@@ -244,3 +244,21 @@ test("socket publishes count in the append metrics", async () => {
   assert.equal(await metric(), before + 1);
   s.close();
 });
+
+test("publishes sent back to back on one socket take sequences in the order they were sent", async () => {
+  const s = await connected({ tenant: "acme", sub: "u", publish: ["order.*"] });
+  try {
+    const n = 40;
+    const ids = Array.from({ length: n }, (_, i) => 100 + i);
+    // Half as publish commands, half as baton.publish RPCs, all in one frame.
+    s.send(ids.map((id, i) => JSON.stringify(i % 2 === 0 ? { id, publish: { channel: "order.burst", data: { i } } } : { id, rpc: { method: "baton.publish", data: { channel: "order.burst", data: { i } } } })).join("\n"));
+    const offsets: number[] = [];
+    for (const id of ids) {
+      const r = await s.reply(id);
+      offsets.push((r.publish ?? r.rpc.data).offset as number);
+    }
+    assert.deepEqual(offsets, Array.from({ length: n }, (_, i) => i + 1));
+  } finally {
+    s.close();
+  }
+});

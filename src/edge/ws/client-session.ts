@@ -98,6 +98,8 @@ export class ClientSession {
   private principal: Principal | undefined;
   private readonly subs = new Map<string, ChannelSub>();
   private chain: Promise<void> = Promise.resolve();
+  /** Commands waiting in `chain`. */
+  private queued = 0;
   private closed = false;
   private lastActivity = Date.now();
   private overSince = 0;
@@ -158,24 +160,40 @@ export class ClientSession {
     for (const line of lines) {
       if (line.kind === "command") {
         const command = line.command;
-        if (this.principal !== undefined && isSettlement(command)) {
-          // Acks and their kin wait for a durable write; serving them in order would let one
-          // socket settle one delivery per commit. They run side by side, answered by id.
-          this.rpc(command, this.principal).catch((err: unknown) => {
+        if (this.principal !== undefined && this.runsAlongside(command)) {
+          // Publishes and settlements wait for a durable write; serving them one after the other
+          // would let one socket publish or settle once per commit. They run side by side,
+          // answered by id. A publish starts (and takes its sequence) in arrival order.
+          (command.method === "publish" ? this.publish(command, this.principal) : this.rpc(command, this.principal)).catch((err: unknown) => {
             this.s.logger.error({ err, session: this.id }, "session command failed");
             this.close(CloseCodes.INTERNAL);
           });
           continue;
         }
+        this.queued += 1;
         // A client that does not read its replies does not get more commands served: the next
         // one waits until the send buffer drains (or the slow timeout closes the socket).
-        this.chain = this.chain.then(() => this.drained()).then(() => this.handle(command)).catch((err: unknown) => {
-          this.s.logger.error({ err, session: this.id }, "session command failed");
-          this.close(CloseCodes.INTERNAL);
-        });
+        this.chain = this.chain
+          .then(() => this.drained())
+          .then(() => this.handle(command))
+          .catch((err: unknown) => {
+            this.s.logger.error({ err, session: this.id }, "session command failed");
+            this.close(CloseCodes.INTERNAL);
+          })
+          .finally(() => (this.queued -= 1));
       }
       // Pongs only refresh liveness; `send` (async message to the server) has no handler.
     }
+  }
+
+  /**
+   * Settlements always run alongside the queue; a publish does when nothing is queued before it
+   * (so it cannot overtake an earlier subscribe) and the socket is reading its replies.
+   */
+  private runsAlongside(cmd: Command): boolean {
+    if (isSettlement(cmd)) return true;
+    const publish = cmd.method === "publish" || (cmd.method === "rpc" && cmd.params["method"] === "baton.publish");
+    return publish && this.queued === 0 && this.transport.bufferedAmount < this.s.limits.bufferHighBytes;
   }
 
   /** A reconnecting client sends connect and every subscribe in one frame: that must fit. */
