@@ -186,6 +186,7 @@ export class GroupRuntime {
   private memberCursor = 0;
   private pending = 0;
   private pumping = false;
+  private pumpQueued = false;
   private waitingBodies = 0;
   private pumpAgain = false;
   /** Sources that stopped reading because the window was full, not because they caught up. */
@@ -626,7 +627,7 @@ export class GroupRuntime {
       ) {
         for (const event of events) this.admit(source, event);
         source.cursor = events[events.length - 1]!.seq + 1;
-        this.pump();
+        this.pumpSoon();
         return;
       }
       source.caughtUp = false;
@@ -803,6 +804,19 @@ export class GroupRuntime {
   }
 
   // ---- dispatch -----------------------------------------------------------------------
+
+  /**
+   * One pump after the current burst of work: a commit announces its appends one by one, and
+   * pumping after each would hand a member one event per push.
+   */
+  private pumpSoon(): void {
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    queueMicrotask(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
+  }
 
   private pump(): void {
     if (this.stopped) return;
