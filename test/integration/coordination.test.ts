@@ -99,6 +99,27 @@ describe("reserve -> ack -> run -> finalize", () => {
     assert.equal((await post("/v1/slots/model-f/reserve", { limit: 1 })).status, 200, "the slot is free again");
   });
 
+  test("an event whose reservations keep expiring is dead-lettered after maxAttempts hand-backs", async () => {
+    assert.equal((await post("/v1/groups", { name: "g-poison", topic: "prompts.poison", maxAttempts: 2 })).status, 201);
+    await post("/v1/topics/prompts.poison/events", { data: { prompt: "kills workers" } });
+    for (let round = 0; round < 2; round++) {
+      const [d] = (await post("/v1/groups/g-poison/pull", { consumer: "w", wait: "5s" })).body.deliveries;
+      assert.ok(d !== undefined, `round ${round}: delivered`);
+      const slot = (await post("/v1/slots/model-p/reserve", { limit: 1, lease: "200ms", wait: "5s" })).body;
+      assert.equal((await post("/v1/groups/g-poison/ack", { token: d.token, slot: slot.token })).status, 200);
+      // The holder "dies": the slot's lease runs out and the event is handed back.
+    }
+    let letters: any[] = [];
+    for (let i = 0; i < 100 && letters.length === 0; i++) {
+      letters = (await api(baton.url, t, "GET", "/v1/groups/g-poison/dead-letters")).body.deadLetters;
+      if (letters.length === 0) await sleep(100);
+    }
+    assert.equal(letters.length, 1);
+    assert.match(letters[0].failures.at(-1).reason, /handed back by 2 expired reservations/);
+    assert.equal(letters[0].origin.topic, "prompts.poison");
+    assert.equal((await post("/v1/groups/g-poison/pull", { consumer: "w", wait: "500ms" })).body.deliveries.length, 0);
+  });
+
   test("ack with a slot that is not held changes nothing", async () => {
     assert.equal((await post("/v1/groups", { name: "g-noslot", topic: "prompts.noslot" })).status, 201);
     await post("/v1/topics/prompts.noslot/events", { data: 1 });

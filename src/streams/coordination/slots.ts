@@ -15,6 +15,7 @@ import { BatonError, isBatonError } from "../../errors/baton-error.ts";
 import type { Appended, Json, NewEvent } from "../event.ts";
 import type { EventLog, StateStore } from "../../engine/engine.ts";
 import { reinject } from "../groups/dead-letters.ts";
+import { DLQ_HEADERS } from "../groups/group-runtime.ts";
 
 export interface Work {
   readonly group: string;
@@ -244,7 +245,7 @@ export class Slots {
         if (r.until > now) continue;
         const [, tenant, resource] = e.key.split("/") as [string, string, string];
         if (r.work !== undefined) {
-          const handed = await reinject(this.log, tenant, r.work.group, r.work, `reclaim:${r.token}`);
+          const handed = await reinject(this.log, tenant, r.work.group, r.work, `reclaim:${r.token}`, DLQ_HEADERS.handbacks);
           if (!handed) this.options.onError?.(new Error(`the event ${r.work.topic}#${r.work.seq} of an expired slot is gone`), "slot reclaim");
         }
         try {

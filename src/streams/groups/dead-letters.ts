@@ -110,6 +110,7 @@ export async function reinject(
   group: string,
   work: { readonly topic: string; readonly seq: number; readonly origin: { readonly topic: string; readonly seq: number; readonly id: string } },
   idempotencyKey: string,
+  countAs?: string,
 ): Promise<boolean> {
   let page: ReadPage;
   try {
@@ -120,12 +121,14 @@ export async function reinject(
   }
   const event = page.events[0];
   if (event === undefined || event.seq !== work.seq) return false;
-  const headers = {
+  const headers: Record<string, string> = {
     ...(event.headers ?? {}),
     [DLQ_HEADERS.topic]: work.origin.topic,
     [DLQ_HEADERS.seq]: String(work.origin.seq),
     [DLQ_HEADERS.id]: work.origin.id,
   };
+  // A counter header (e.g. hand-backs) carried over from the last round and increased.
+  if (countAs !== undefined) headers[countAs] = String(Number(headers[countAs] ?? 0) + 1);
   await log.append({ tenant, topic: redriveTopic(group) }, [{ ...asRedrive({ ...event, headers }, ""), idempotencyKey }], { autoCreate: true });
   return true;
 }

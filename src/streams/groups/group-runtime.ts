@@ -47,6 +47,8 @@ export const DLQ_HEADERS = {
   id: "baton-source-id",
   attempts: "baton-attempts",
   failures: "baton-failures",
+  /** Times expired reservations handed the event back to the group. */
+  handbacks: "baton-handbacks",
 } as const;
 
 /** One event handed to one member. */
@@ -790,6 +792,14 @@ export class GroupRuntime {
     };
     source.entries.set(event.seq, entry);
     this.pending += 1;
+    const handbacks = source.redrive ? Number(event.headers?.[DLQ_HEADERS.handbacks] ?? 0) : 0;
+    if (handbacks >= this.config.retry.maxAttempts) {
+      // A poison event that kills whoever reserves a slot for it would loop through its
+      // reservations forever: after maxAttempts hand-backs it is dead-lettered.
+      entry.failures = keepFailures([...entry.failures, { attempt: entry.attempts, reason: `handed back by ${handbacks} expired reservations`, at: this.now() }]);
+      void this.deadLetter(entry).catch((err: unknown) => this.deps.onError?.(err, "dead-letter"));
+      return;
+    }
     const lane = this.lane(entry);
     if (lane.waiting.length > 0 || !this.hasRoom(lane)) {
       // Behind its lane. Past the body budget keep only the position; the body is read again
