@@ -64,8 +64,13 @@ export function registerGroupCommands(program: Command): void {
 
   clientOptions(groups.command("list").alias("ls").description("list consumer groups (JSON lines)")).action(async (o: ClientOptions) => {
     const client = await connectClient(o);
-    const answer = (await client.request("GET", "/v1/groups")) as { groups: unknown[] };
-    for (const g of answer.groups) printJson(g);
+    // Every page, in name order.
+    let after: string | undefined;
+    do {
+      const answer = (await client.request("GET", `/v1/groups?limit=1000${after === undefined ? "" : `&after=${encodeURIComponent(after)}`}`)) as { groups: unknown[]; next?: string };
+      for (const g of answer.groups) printJson(g);
+      after = answer.next;
+    } while (after !== undefined);
   });
 
   clientOptions(

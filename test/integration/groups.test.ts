@@ -113,6 +113,16 @@ describe("group definitions", () => {
     assert.equal((await api(baton.url, admin, "GET", "/v1/groups/g-life")).status, 404);
   });
 
+  test("the list is paged in name order", async () => {
+    const t = await token({ tenant: "paging", admin: true });
+    for (const name of ["c", "a", "b"]) assert.equal((await api(baton.url, t, "POST", "/v1/groups", { name, topic: "x" })).status, 201);
+    const first = await api(baton.url, t, "GET", "/v1/groups?limit=2");
+    assert.deepEqual([first.body.groups.map((g: { name: string }) => g.name), first.body.next], [["a", "b"], "b"]);
+    const second = await api(baton.url, t, "GET", `/v1/groups?limit=2&after=${first.body.next}`);
+    assert.deepEqual([second.body.groups.map((g: { name: string }) => g.name), second.body.next], [["c"], undefined]);
+    assert.equal((await api(baton.url, t, "GET", "/v1/groups?limit=0")).body.error.code, "VALIDATION_FAILED");
+  });
+
   test("another tenant cannot see or consume the group", async () => {
     await createGroup({ name: "g-tenant", topic: "jobs.tenant" });
     const other = await token({ tenant: "globex", admin: true });

@@ -142,8 +142,11 @@ export class GroupCommands {
     return groupInfoJson(await this.groups.describe(principal.tenant, group));
   }
 
-  list(principal: Principal): Json {
-    return { groups: this.groups.list(principal.tenant).filter((c) => canConsume(principal, c)).map(groupConfigJson) };
+  /** The tenant's groups this principal may consume, in name order, a page at a time. */
+  list(principal: Principal, after: string | undefined, limit: number): Json {
+    const all = this.groups.list(principal.tenant).filter((c) => canConsume(principal, c) && (after === undefined || c.name > after));
+    const page = all.slice(0, limit);
+    return { groups: page.map(groupConfigJson), ...(all.length > limit ? { next: page[page.length - 1]!.name } : {}) };
   }
 
   async reset(principal: Principal, group: string, raw: unknown): Promise<Json> {

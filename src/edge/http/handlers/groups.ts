@@ -32,7 +32,10 @@ export async function createGroup(ctx: RequestContext, s: HttpServices): Promise
 
 export async function listGroups(ctx: RequestContext, s: HttpServices): Promise<void> {
   const principal = await authenticate(ctx.req, s.verifier);
-  sendJson(ctx.res, 200, s.groupCommands.list(principal));
+  const limitText = ctx.query.get("limit") ?? "100";
+  const limit = Number(limitText);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new BatonError("VALIDATION_FAILED", "limit: must be an integer in [1, 1000]", { details: { field: "limit" } });
+  sendJson(ctx.res, 200, s.groupCommands.list(principal, ctx.query.get("after") ?? undefined, limit));
 }
 
 export async function describeGroup(ctx: RequestContext, s: HttpServices): Promise<void> {
