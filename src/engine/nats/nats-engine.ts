@@ -1,0 +1,119 @@
+/**
+ * @module engine/nats/nats-engine
+ * The clustered engine: any number of stateless Baton nodes on one NATS JetStream (2.9+).
+ * Durable events in one stream per tenant (NatsEventLog), keyed state, topic records and
+ * idempotency keys in KV buckets, fan-out on core NATS subjects. The design, its limits on a
+ * 2.9 server and its measurements are in docs/scaling.md.
+ */
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+import type { Retention } from "../../streams/event.ts";
+import type { Engine } from "../engine.ts";
+import { DedupIndex } from "./dedup-index.ts";
+import { NatsNames } from "./names.ts";
+import { NatsBroker } from "./nats-broker.ts";
+import { NatsEventLog } from "./nats-event-log.ts";
+import { NatsStateStore } from "./nats-state-store.ts";
+import { RetentionSweeper } from "./retention-sweeper.ts";
+import { TenantStreams } from "./tenant-streams.ts";
+import { TopicRecords } from "./topic-records.ts";
+
+export interface NatsEngineOptions {
+  /** e.g. "nats://127.0.0.1:4222" (or several, comma-separated). */
+  readonly servers: string;
+  /** Names of streams, buckets and subjects start with it (letters, digits, _). Default "baton". */
+  readonly prefix?: string;
+  /** Replicas of every stream and bucket: 1 for a single server, 3 in production (see docs/scaling.md). */
+  readonly replicas?: number;
+  readonly dedupWindowMs: number;
+  readonly defaultRetention: Retention;
+  /** Default 100_000 events queued on this node. */
+  readonly maxPendingEvents?: number;
+  /** A pending idempotency reservation older than this is presumed abandoned, ms. Default 10_000. */
+  readonly reservationStaleMs?: number;
+  /** How long a node trusts its cached topic record, ms. Default 1000. */
+  readonly recordCacheMs?: number;
+  /** Pause between retention passes, ms; 0 disables the sweeper. Default 5000. */
+  readonly sweepIntervalMs?: number;
+  readonly now?: () => number;
+  /** Connection name shown by the server (e.g. the node id). */
+  readonly name?: string;
+}
+
+export class NatsEngine implements Engine {
+  readonly name = "nats";
+  readonly log: NatsEventLog;
+  readonly broker: NatsBroker;
+  readonly state: NatsStateStore;
+  readonly sweeper: RetentionSweeper;
+  readonly names: NatsNames;
+  private closing: Promise<void> | undefined;
+  private readonly nc: NatsConnection;
+
+  private constructor(nc: NatsConnection, names: NatsNames, log: NatsEventLog, state: NatsStateStore, sweeper: RetentionSweeper) {
+    this.nc = nc;
+    this.names = names;
+    this.log = log;
+    this.state = state;
+    this.broker = new NatsBroker(nc, names);
+    this.sweeper = sweeper;
+  }
+
+  static async open(options: NatsEngineOptions): Promise<NatsEngine> {
+    const names = new NatsNames(options.prefix ?? "baton");
+    const replicas = options.replicas ?? 1;
+    const nc = await connect({ servers: options.servers.split(","), name: options.name ?? "baton", maxReconnectAttempts: -1 });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const js = jetstream(nc);
+      const kvm = new Kvm(js);
+      const bucket = (role: "topics" | "dedup" | "state", extra: { ttl?: number } = {}): Promise<KV> =>
+        kvm.create(names.bucket(role), { history: 1, replicas, ...extra });
+      const [topicsKv, dedupKv, stateKv] = await Promise.all([
+        bucket("topics"),
+        // Keys are checked against their own expiry; the bucket's max age only reclaims them.
+        bucket("dedup", { ttl: options.dedupWindowMs + 60_000 }),
+        bucket("state"),
+      ]);
+      const now = options.now ?? Date.now;
+      const streams = new TenantStreams(jsm, names, replicas);
+      const records = new TopicRecords(topicsKv);
+      const log = new NatsEventLog(
+        { nc, js, jsm, streams, records, dedup: new DedupIndex(dedupKv, options.reservationStaleMs ?? 10_000), names },
+        {
+          dedupWindowMs: options.dedupWindowMs,
+          defaultRetention: options.defaultRetention,
+          maxPendingEvents: options.maxPendingEvents ?? 100_000,
+          // Headroom under the server's max_payload for the headers.
+          maxPayload: nc.info!.max_payload - 4096,
+          recordCacheMs: options.recordCacheMs ?? 1000,
+          now,
+        },
+      );
+      const sweeper = new RetentionSweeper(log, { intervalMs: options.sweepIntervalMs ?? 5000 });
+      const engine = new NatsEngine(nc, names, log, new NatsStateStore(stateKv), sweeper);
+      sweeper.start();
+      return engine;
+    } catch (err) {
+      await nc.close();
+      throw err;
+    }
+  }
+
+  isHealthy(): boolean {
+    return !this.nc.isClosed();
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.log.stopWrites();
+      await this.sweeper.stop();
+      await this.log.settle();
+      await this.state.settle();
+      this.broker.close();
+      await this.nc.drain().catch(() => this.nc.close());
+    })();
+    return this.closing;
+  }
+}
