@@ -10,7 +10,7 @@ import type { EventLog } from "../../engine/engine.ts";
 import type { Json, StoredEvent } from "../../streams/event.ts";
 import type { ConsumerGroups, GroupInfo } from "../../streams/groups/consumer-groups.ts";
 import { durationField, groupConfigJson, parseStart, type GroupConfig } from "../../streams/groups/group-config.ts";
-import type { Delivery } from "../../streams/groups/group-runtime.ts";
+import type { Delivery } from "../../streams/groups/group-model.ts";
 import { purgeDeadLetters, readDeadLetters, redrive } from "../../streams/groups/dead-letters.ts";
 import type { Principal } from "../auth/principal.ts";
 import type { Slots } from "../../streams/coordination/slots.ts";
@@ -102,7 +102,7 @@ export function groupInfoJson(info: GroupInfo): Json {
     delayed: s.delayed,
     waitingOnKey: s.waitingOnKey,
     blockedKeys: s.blockedKeys,
-    counters: s.counters,
+    counters: { ...s.counters },
     members: s.members,
     partitionCount: s.partitions.length,
     /** The first 100 (by topic order of discovery); `partitionCount` says how many there are. */

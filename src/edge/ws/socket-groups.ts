@@ -8,7 +8,7 @@
  */
 import { BatonError, isBatonError } from "../../errors/baton-error.ts";
 import type { Json } from "../../streams/event.ts";
-import type { Delivery } from "../../streams/groups/group-runtime.ts";
+import type { Delivery } from "../../streams/groups/group-model.ts";
 import type { Principal } from "../auth/principal.ts";
 import { deliveryJson, type GroupCommands } from "../groups/group-commands.ts";
 import type { CoordinationCommands } from "../groups/coordination-commands.ts";

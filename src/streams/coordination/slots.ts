@@ -15,7 +15,7 @@ import { BatonError, isBatonError } from "../../errors/baton-error.ts";
 import type { Appended, Json, NewEvent } from "../event.ts";
 import type { EventLog, StateStore } from "../../engine/engine.ts";
 import { reinject } from "../groups/dead-letters.ts";
-import { DLQ_HEADERS } from "../groups/group-runtime.ts";
+import { DLQ_HEADERS } from "../groups/group-model.ts";
 
 export interface Work {
   readonly group: string;

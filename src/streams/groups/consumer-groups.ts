@@ -9,7 +9,9 @@ import type { EventLog, StateStore } from "../../engine/engine.ts";
 import type { Json } from "../event.ts";
 import { matchesPattern } from "../names.ts";
 import { deadLetterTopic, groupConfigFromJson, groupConfigJson, isSystemTopic, redriveTopic, type GroupConfig, type StartPosition } from "./group-config.ts";
-import { GroupRuntime, isPattern, type GroupDeps, type GroupStatus } from "./group-runtime.ts";
+import { GroupRuntime, type GroupDeps } from "./group-runtime.ts";
+import { isPattern } from "./group-model.ts";
+import type { GroupStatus } from "./group-status.ts";
 import { deleteGroupProgress, groupKey, groupPrefix, positionKey } from "./group-state.ts";
 
 export interface GroupInfo {

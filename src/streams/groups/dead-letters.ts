@@ -9,7 +9,7 @@ import { isBatonError } from "../../errors/baton-error.ts";
 import type { EventLog } from "../../engine/engine.ts";
 import type { NewEvent, ReadPage, StoredEvent } from "../event.ts";
 import { deadLetterTopic, redriveTopic } from "./group-config.ts";
-import { DLQ_HEADERS } from "./group-runtime.ts";
+import { DLQ_HEADERS } from "./group-model.ts";
 
 export interface RedriveFilter {
   /** Lowest dead-letter sequence to consider (default 1). */

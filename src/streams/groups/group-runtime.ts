@@ -21,129 +21,16 @@
  */
 import { BatonError } from "../../errors/baton-error.ts";
 import type { EventLog, StateStore } from "../../engine/engine.ts";
-import type { NewEvent, StoredEvent, TopicRef } from "../event.ts";
+import type { NewEvent, StoredEvent } from "../event.ts";
 import { matchesPattern } from "../names.ts";
 import { newNonce } from "../ids.ts";
 import { DeadlineHeap } from "./deadline-heap.ts";
 import { FairQueue } from "./fair-queue.ts";
 import { deadLetterTopic, isSystemTopic, redriveTopic, type GroupConfig } from "./group-config.ts";
-import {
-  entryJson,
-  entryKey,
-  loadGroupState,
-  MAX_FAILURES_KEPT,
-  positionKey,
-  type EntryRecord,
-  type Failure,
-  type PositionRecord,
-} from "./group-state.ts";
+import { entryJson, entryKey, loadGroupState, positionKey, type EntryRecord, type PositionRecord } from "./group-state.ts";
+import { DLQ_HEADERS, floorOf, isPattern, keepFailures, originOf, parseToken, type Delivery, type Entry, type Lane, type Member, type MemberSink, type Source } from "./group-model.ts";
+import { describeGroup, sampleGroup, type GroupCounters, type GroupSample, type GroupStatus, type GroupView } from "./group-status.ts";
 import { backoffDelay, hasAttemptsLeft } from "./retry-policy.ts";
-
-/** Headers a dead letter carries about where it came from. */
-export const DLQ_HEADERS = {
-  group: "baton-dlq-group",
-  topic: "baton-source-topic",
-  seq: "baton-source-seq",
-  id: "baton-source-id",
-  attempts: "baton-attempts",
-  failures: "baton-failures",
-  /** Times expired reservations handed the event back to the group. */
-  handbacks: "baton-handbacks",
-} as const;
-
-/** One event handed to one member. */
-export interface Delivery {
-  /** Names this delivery in ack / nack / term / extend; invalid once the delivery ends. */
-  readonly token: string;
-  /** Where the group holds it: the event's topic, or the group's redrive topic. */
-  readonly topic: string;
-  readonly seq: number;
-  /** 1 for the first delivery. */
-  readonly attempt: number;
-  /** Earlier failures of this event in this group, oldest first (at most 10). */
-  readonly failures: readonly Failure[];
-  readonly leaseUntil: number;
-  /** The event as first published (differs from topic/seq for a redriven dead letter). */
-  readonly origin: { readonly topic: string; readonly seq: number; readonly id: string };
-  readonly event: StoredEvent;
-}
-
-/** A member as the runtime sees it: how much it may hold, and how to give it events. */
-export interface MemberSink {
-  readonly id: string;
-  readonly kind: "push" | "pull";
-  maxInFlight: number;
-  /** Called with deliveries this member now holds. */
-  deliver(deliveries: Delivery[]): void;
-}
-
-interface Member {
-  readonly sink: MemberSink;
-  inFlight: number;
-  /** Pull members take events only while a pull waits. */
-  waiter: { max: number; resolve: (d: Delivery[]) => void; timer: NodeJS.Timeout } | undefined;
-  lastSeen: number;
-}
-
-type EntryState = "ready" | "inflight" | "delayed" | "waiting" | "loading" | "dead-lettering";
-
-interface Entry {
-  readonly source: Source;
-  readonly seq: number;
-  /** Its lane: origin topic + NUL + key ("" for keyless events). */
-  readonly scope: string;
-  /** One at a time in its lane (orderedByKey and the event has a key). */
-  readonly ordered: boolean;
-  event: StoredEvent | undefined;
-  attempts: number;
-  failures: Failure[];
-  state: EntryState;
-  notBefore: number;
-  leaseUntil: number;
-  member: Member | undefined;
-  /** Bumped on every state change so stale heap items are recognised. */
-  version: number;
-  /** Its attempts are over: when its delay ends it goes to the dead-letter topic, not to a member. */
-  dlq: boolean;
-  /** Random part of the current delivery's token. */
-  nonce: string;
-  /** A record of this event exists on disk (or its write was issued). */
-  recorded: boolean;
-}
-
-interface Source {
-  readonly topic: string;
-  readonly ref: TopicRef;
-  readonly redrive: boolean;
-  /** Next sequence to read. */
-  cursor: number;
-  epoch: string;
-  /** Floor as last written. */
-  persistedFloor: number;
-  /** The pending coalesced floor write of this turn, if any. */
-  floorWrite: Promise<unknown> | undefined;
-  /** Open entries in sequence order (Map keeps insertion order; we insert in read order). */
-  readonly entries: Map<number, Entry>;
-  /** Records loaded at start for sequences not read yet. */
-  restored: Map<number, EntryRecord>;
-  /** Sequences with a record on disk that is a done marker or will be. */
-  readonly markers: Set<number>;
-  reading: boolean;
-  caughtUp: boolean;
-  /** An append arrived since the current read began: the reader must look again. */
-  appended: boolean;
-  unlisten: () => void;
-}
-
-interface Lane {
-  readonly ordered: boolean;
-  /** Ordered lanes: the one event that is out (ready, loading, in flight, delayed, dead-lettering). */
-  readonly out: Set<Entry>;
-  /** Events of this lane in the ready queue. */
-  ready: number;
-  /** Later events, in sequence order. */
-  readonly waiting: Entry[];
-}
 
 export interface GroupDeps {
   readonly log: EventLog;
@@ -154,10 +41,6 @@ export interface GroupDeps {
   readonly onError?: (err: unknown, what: string) => void;
 }
 
-export interface StallReason {
-  readonly code: "NO_MEMBERS" | "MEMBERS_AT_LIMIT" | "KEYS_BLOCKED" | "LEASES_EXPIRING" | "WINDOW_FULL";
-  readonly message: string;
-}
 
 const READ_PAGE = 256;
 /** A delivery not settled within this long is recorded in the StateStore. */
@@ -201,7 +84,7 @@ export class GroupRuntime {
   private stopped = false;
   private initialPositions: Map<string, PositionRecord> = new Map();
   private restoredEntries: Map<string, Map<number, EntryRecord>> = new Map();
-  readonly counters = { delivered: 0, redelivered: 0, acked: 0, nacked: 0, terminated: 0, deadLettered: 0, expired: 0, leaseExpired: 0 };
+  readonly counters: GroupCounters = { delivered: 0, redelivered: 0, acked: 0, nacked: 0, terminated: 0, deadLettered: 0, expired: 0, leaseExpired: 0 };
   private readonly recentLeaseExpiries: number[] = [];
 
   constructor(config: GroupConfig, deps: GroupDeps) {
@@ -981,131 +864,28 @@ export class GroupRuntime {
   // ---- description --------------------------------------------------------------------
 
   /** Figures for metrics: one pass over the open events. */
-  sample(): { pending: number; inFlight: number; delayed: number; blockedKeys: number; oldestPendingAgeS: number } {
-    const now = this.now();
-    let oldest = now;
-    let inFlight = 0;
-    let delayed = 0;
-    for (const s of this.sources.values()) {
-      let first = true;
-      for (const e of s.entries.values()) {
-        if (first && e.event !== undefined) oldest = Math.min(oldest, e.event.time);
-        first = false;
-        if (e.state === "inflight") inFlight += 1;
-        else if (e.state === "delayed" || e.state === "dead-lettering") delayed += 1;
-      }
-    }
-    let blockedKeys = 0;
-    for (const lane of this.lanes.values()) {
-      if (!lane.ordered || lane.waiting.length === 0) continue;
-      for (const head of lane.out) if (head.state === "delayed" || head.state === "dead-lettering") blockedKeys += 1;
-    }
-    return { pending: this.pending, inFlight, delayed, blockedKeys, oldestPendingAgeS: (now - oldest) / 1000 };
+  sample(): GroupSample {
+    return sampleGroup(this.view());
   }
 
   describe(): GroupStatus {
     const now = this.now();
     while (this.recentLeaseExpiries.length > 0 && this.recentLeaseExpiries[0]! < now - LEASE_WINDOW_MS) this.recentLeaseExpiries.shift();
-    let inFlight = 0;
-    let delayed = 0;
-    let waiting = 0;
-    const partitions: PartitionStatus[] = [];
-    for (const s of this.sources.values()) {
-      let sIn = 0;
-      let sDelayed = 0;
-      for (const e of s.entries.values()) {
-        if (e.state === "inflight") sIn += 1;
-        else if (e.state === "delayed" || e.state === "dead-lettering") sDelayed += 1;
-        else if (e.state === "waiting" || e.state === "loading") waiting += 1;
-      }
-      inFlight += sIn;
-      delayed += sDelayed;
-      partitions.push({ topic: s.topic, floor: floorOf(s), cursor: s.cursor, pending: s.entries.size, inFlight: sIn, delayed: sDelayed });
-    }
-    let blockedKeys = 0;
-    let exampleKey: string | undefined;
-    for (const [scope, lane] of this.lanes) {
-      if (!lane.ordered || lane.waiting.length === 0) continue;
-      for (const head of lane.out) {
-        if (head.state !== "delayed" && head.state !== "dead-lettering") continue;
-        blockedKeys += 1;
-        exampleKey ??= scope.replace("\u0000", " key ");
-      }
-    }
-    const live = [...this.members.values()].filter((m) => m.sink.kind === "push" || m.waiter !== undefined || m.inFlight > 0 || now - m.lastSeen < 60_000);
-    const stalled: StallReason[] = [];
-    if (this.ready.size > 0 && live.length === 0) stalled.push({ code: "NO_MEMBERS", message: `${this.ready.size} events are ready and no member is consuming` });
-    if (this.ready.size > 0 && live.length > 0 && live.every((m) => m.inFlight >= m.sink.maxInFlight)) {
-      stalled.push({ code: "MEMBERS_AT_LIMIT", message: `${this.ready.size} events are ready and every member holds its maxInFlight` });
-    }
-    if (blockedKeys > 0) stalled.push({ code: "KEYS_BLOCKED", message: `${blockedKeys} keys wait behind an event that is retrying (e.g. ${exampleKey})` });
-    if (this.recentLeaseExpiries.length > 0 && this.pending > 0) {
-      const n = this.recentLeaseExpiries.length;
-      stalled.push({ code: "LEASES_EXPIRING", message: `${n} ${n === 1 ? "lease" : "leases"} expired in the last 5 minutes: members die or need to extend their lease (ackWait ${this.config.ackWaitMs} ms)` });
-    }
-    if (this.pending >= this.config.maxPending) stalled.push({ code: "WINDOW_FULL", message: `${this.pending} events are open (maxPending ${this.config.maxPending}); reading pauses until some finish` });
+    return describeGroup(this.view());
+  }
+
+  private view(): GroupView {
     return {
-      pending: this.pending,
+      config: this.config,
+      now: this.now(),
+      sources: this.sources,
+      lanes: this.lanes,
+      members: this.members,
       ready: this.ready.size,
-      inFlight,
-      delayed,
-      waitingOnKey: waiting,
-      blockedKeys,
-      members: [...this.members.values()].map((m) => ({ id: m.sink.id, kind: m.sink.kind, inFlight: m.inFlight, maxInFlight: m.sink.maxInFlight })),
-      partitions,
-      counters: { ...this.counters },
-      stalled,
+      pending: this.pending,
+      counters: this.counters,
+      recentLeaseExpiries: this.recentLeaseExpiries.length,
     };
   }
 }
 
-export interface PartitionStatus {
-  readonly topic: string;
-  /** Every sequence below it is done in this group. */
-  readonly floor: number;
-  /** Next sequence to be read into the window. */
-  readonly cursor: number;
-  readonly pending: number;
-  readonly inFlight: number;
-  readonly delayed: number;
-}
-
-export interface GroupStatus {
-  readonly pending: number;
-  readonly ready: number;
-  readonly inFlight: number;
-  readonly delayed: number;
-  readonly waitingOnKey: number;
-  readonly blockedKeys: number;
-  readonly members: { id: string; kind: string; inFlight: number; maxInFlight: number }[];
-  readonly partitions: PartitionStatus[];
-  readonly counters: GroupRuntime["counters"];
-  readonly stalled: StallReason[];
-}
-
-function floorOf(source: Source): number {
-  for (const seq of source.entries.keys()) return seq;
-  return source.cursor;
-}
-
-function keepFailures(failures: Failure[]): Failure[] {
-  return failures.length > MAX_FAILURES_KEPT ? failures.slice(-MAX_FAILURES_KEPT) : failures;
-}
-
-export function isPattern(topic: string): boolean {
-  return topic.split(".").some((t) => t === "*" || t === ">") || topic === "#*";
-}
-
-function originOf(source: Source, event: StoredEvent): { topic: string; seq: number; id: string } {
-  if (!source.redrive) return { topic: source.topic, seq: event.seq, id: event.id };
-  const h = event.headers ?? {};
-  const seq = Number(h[DLQ_HEADERS.seq]);
-  return { topic: h[DLQ_HEADERS.topic] ?? source.topic, seq: Number.isSafeInteger(seq) ? seq : event.seq, id: h[DLQ_HEADERS.id] ?? event.id };
-}
-
-/** `<attempt>:<seq>:<nonce>:<topic>`; the nonce keeps other members from guessing a live token. */
-function parseToken(token: string): { attempt: number; seq: number; nonce: string; topic: string } | undefined {
-  const m = /^(\d{1,9}):(\d{1,16}):([0-9a-z]{10}):(.+)$/.exec(token);
-  if (m === null) return undefined;
-  return { attempt: Number(m[1]), seq: Number(m[2]), nonce: m[3]!, topic: m[4]! };
-}
