@@ -35,7 +35,7 @@ test("/demo serves the example page, which loads the SDK from /sdk/", async () =
 });
 
 test("the served SDK is plain JavaScript that connects, subscribes and receives events", async () => {
-  for (const file of ["index.ts", "baton-client.ts", "events.ts", "worker.ts", "centrifuge.mjs"]) {
+  for (const file of ["index.ts", "baton-client.ts", "connection.ts", "events.ts", "worker.ts", "centrifuge.mjs"]) {
     const res = await fetch(`${baton.url}/sdk/${file}`);
     assert.equal(res.status, 200, file);
     assert.match(res.headers.get("content-type") ?? "", /javascript/);

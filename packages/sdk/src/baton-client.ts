@@ -5,21 +5,12 @@
  * with exponential backoff and full jitter (capped), resubscribe, and resume each subscription
  * from its last position (recovery). Works in browsers and in Node >= 22 (global WebSocket).
  */
-import { Centrifuge, type Subscription } from "centrifuge";
+import type { Centrifuge, Subscription } from "centrifuge";
+export { BatonClientError } from "./connection.ts";
+import { call, openCentrifuge, type ConnectionOptions } from "./connection.ts";
 import { Emitter, toEvent, type BatonEvent, type Position, type SubscribedInfo } from "./events.ts";
 
-export interface BatonClientOptions {
-  /** A Baton JWT. Give `getToken` too so the client can refresh it before it expires. */
-  readonly token?: string;
-  /** Called for a new token at connect (when no token is set) and before expiry. */
-  readonly getToken?: () => Promise<string>;
-  /** First reconnect delay bound, ms (full jitter). Default 500. */
-  readonly minReconnectDelayMs?: number;
-  /** Reconnect delay cap, ms. Default 20000. */
-  readonly maxReconnectDelayMs?: number;
-  /** WebSocket constructor; defaults to the global one. */
-  readonly websocket?: unknown;
-}
+export type BatonClientOptions = ConnectionOptions;
 
 export interface ClientEvents {
   connected: { clientId: string };
@@ -63,29 +54,7 @@ export interface TopicEvents<T> {
   error: { message: string };
 }
 
-/** A refused call. `code` is the protocol's reply code (103 permission denied, 111 too many requests, …). */
-export class BatonClientError extends Error {
-  readonly code: number;
-  /** The same call may succeed if retried. */
-  readonly temporary: boolean;
-  constructor(message: string, code: number, temporary: boolean) {
-    super(message);
-    this.name = "BatonClientError";
-    this.code = code;
-    this.temporary = temporary;
-  }
-}
 
-/** centrifuge rejects calls with plain `{code, message}` objects; give applications an Error. */
-async function call<T>(promise: Promise<T>): Promise<T> {
-  try {
-    return await promise;
-  } catch (err) {
-    if (err instanceof Error) throw err;
-    const e = err as { code?: number; message?: string; temporary?: boolean };
-    throw new BatonClientError(e.message ?? "call failed", e.code ?? 0, e.temporary === true);
-  }
-}
 
 export class BatonClient extends Emitter<ClientEvents> {
   private readonly centrifuge: Centrifuge;
@@ -93,14 +62,7 @@ export class BatonClient extends Emitter<ClientEvents> {
   /** `url` is the server's base URL (`http://host:7700`) or its WebSocket URL. */
   constructor(url: string, options: BatonClientOptions = {}) {
     super();
-    const ws = url.startsWith("ws") ? url : `${url.replace(/^http/, "ws").replace(/\/$/, "")}/connection/websocket`;
-    this.centrifuge = new Centrifuge(ws, {
-      ...(options.token === undefined ? {} : { token: options.token }),
-      ...(options.getToken === undefined ? {} : { getToken: () => options.getToken!() }),
-      minReconnectDelay: options.minReconnectDelayMs ?? 500,
-      maxReconnectDelay: options.maxReconnectDelayMs ?? 20_000,
-      ...(options.websocket === undefined ? {} : { websocket: options.websocket }),
-    });
+    this.centrifuge = openCentrifuge(url, options);
     const c = this.centrifuge;
     c.on("connected", (ctx) => this.emit("connected", { clientId: ctx.client }));
     c.on("connecting", (ctx) => {

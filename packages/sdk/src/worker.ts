@@ -11,15 +11,10 @@
  * `new Terminate(reason)` = no more attempts, to dead letters; throw `new RetryAfter(ms)` = retry
  * after that delay. While the handler runs, its lease is extended in the background.
  */
-import { Centrifuge } from "centrifuge";
-import { BatonClientError } from "./baton-client.ts";
+import type { Centrifuge } from "centrifuge";
+import { BatonClientError, call, openCentrifuge, type ConnectionOptions } from "./connection.ts";
 
-export interface WorkerOptions {
-  readonly token?: string;
-  readonly getToken?: () => Promise<string>;
-  readonly minReconnectDelayMs?: number;
-  readonly maxReconnectDelayMs?: number;
-  readonly websocket?: unknown;
+export interface WorkerOptions extends ConnectionOptions {
   /** Told about failures the worker handles by itself (an ack that could not be sent, …). */
   readonly onError?: (err: Error) => void;
 }
@@ -169,16 +164,9 @@ export interface EffectOptions {
 
 export type Handler<T> = (delivery: Delivery<T>, ctx: HandlerContext) => Promise<unknown> | unknown;
 
-/** Turns centrifuge's `{code, message}` rejections into Errors with Baton's code. */
-export class BatonCallError extends BatonClientError {
-  /** Baton's stable error code (`DELIVERY_NOT_HELD`, `SLOT_UNAVAILABLE`, …) when the server sent one. */
-  readonly batonCode: string | undefined;
-  constructor(message: string, code: number, temporary: boolean) {
-    super(message, code, temporary);
-    this.name = "BatonCallError";
-    this.batonCode = /^([A-Z_]+): /.exec(message)?.[1];
-  }
-}
+/** A refused `baton.*` call: a BatonClientError, whose `batonCode` names Baton's error code. */
+export const BatonCallError = BatonClientError;
+export type BatonCallError = BatonClientError;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -193,14 +181,7 @@ export class BatonWorker {
   /** `url` is the server's base URL (`http://host:7700`) or its WebSocket URL. */
   constructor(url: string, options: WorkerOptions = {}) {
     this.options = options;
-    const ws = url.startsWith("ws") ? url : `${url.replace(/^http/, "ws").replace(/\/$/, "")}/connection/websocket`;
-    this.centrifuge = new Centrifuge(ws, {
-      ...(options.token === undefined ? {} : { token: options.token }),
-      ...(options.getToken === undefined ? {} : { getToken: () => options.getToken!() }),
-      minReconnectDelay: options.minReconnectDelayMs ?? 500,
-      maxReconnectDelay: options.maxReconnectDelayMs ?? 20_000,
-      ...(options.websocket === undefined ? {} : { websocket: options.websocket }),
-    });
+    this.centrifuge = openCentrifuge(url, options);
     // After every (re)connect, each consumer joins its group again.
     this.centrifuge.on("connected", () => {
       for (const c of this.consumers.values()) c.join();
@@ -224,14 +205,9 @@ export class BatonWorker {
 
   /** Calls a `baton.*` RPC; rejects with BatonCallError. */
   async call<R = Record<string, unknown>>(method: string, data: Record<string, unknown>): Promise<R> {
-    try {
-      return (await this.centrifuge.rpc(method, data)).data as R;
-    } catch (err) {
-      if (err instanceof Error) throw err;
-      const e = err as { code?: number; message?: string; temporary?: boolean };
-      throw new BatonCallError(e.message ?? "call failed", e.code ?? 0, e.temporary === true);
-    }
+    return (await call(this.centrifuge.rpc(method, data))).data as R;
   }
+
 
   /**
    * Calls until it succeeds, the server refuses for good, or `deadline` passes: acks must reach
