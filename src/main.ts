@@ -11,6 +11,7 @@ import { TokenVerifier } from "./edge/auth/tokens.ts";
 import { createHttpApi } from "./edge/http/http-api.ts";
 import { WsGateway } from "./edge/ws/ws-gateway.ts";
 import { EmbeddedEngine } from "./engine/embedded/embedded-engine.ts";
+import { NatsEngine } from "./engine/nats/nats-engine.ts";
 import type { Engine } from "./engine/engine.ts";
 import { createLogger, type Logger } from "./observability/logger.ts";
 import { Metrics } from "./observability/metrics.ts";
@@ -31,9 +32,19 @@ export interface RunningBaton {
   close(): Promise<void>;
 }
 
-export function createEngine(config: BatonConfig, logger: Logger): EmbeddedEngine {
-  if (config.engine !== "embedded") {
-    throw new Error(`engine ${JSON.stringify(config.engine)} is not available in this build: only "embedded" is (the NATS engine is tracked in issue 5)`);
+/** An engine as the composition root needs it: the seam plus its write-queue depth for metrics. */
+type RunningEngine = Engine & { readonly log: Engine["log"] & { readonly pending: number } };
+
+export async function createEngine(config: BatonConfig, logger: Logger): Promise<RunningEngine> {
+  const defaultRetention = { maxAgeMs: config.retentionMaxAgeMs, maxEvents: config.retentionMaxEvents, maxBytes: config.retentionMaxBytes };
+  if (config.engine.startsWith("nats://")) {
+    return NatsEngine.open({
+      servers: config.engine,
+      prefix: config.natsPrefix,
+      replicas: config.natsReplicas,
+      dedupWindowMs: config.dedupWindowMs,
+      defaultRetention,
+    });
   }
   return EmbeddedEngine.open({
     dataDir: config.dataDir,
@@ -50,11 +61,15 @@ export function createEngine(config: BatonConfig, logger: Logger): EmbeddedEngin
 export async function startBaton(config: BatonConfig, logger: Logger = createLogger(config.logLevel)): Promise<RunningBaton> {
   const { secret, generated } = resolveSecret(config);
   if (generated) logger.warn({ file: secret.file }, "no BATON_JWT_SECRET set: generated a development secret and saved it in the data dir");
-  const engine = createEngine(config, logger);
+  if (generated && config.engine !== "embedded") logger.warn("a cluster needs one secret on every node: set BATON_JWT_SECRET (or BATON_JWKS_URL), or tokens from one node fail on the others");
+  const engine = await createEngine(config, logger);
   const groups = new ConsumerGroups({
     log: engine.log,
     state: engine.state,
     onError: (err, what) => logger.warn({ err, what }, "consumer group background step failed; retrying"),
+    // A group runs in one process; on NATS that needs a per-group leader across nodes, which
+    // is not built yet, so groups stay off there rather than deliver twice.
+    ...(engine.name === "embedded" ? {} : { unsupported: "consumer groups do not run on the NATS engine yet (docs/scaling.md); use the embedded engine" }),
   });
   try {
     await groups.start();

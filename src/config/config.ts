@@ -12,8 +12,12 @@ export interface BatonConfig {
   readonly host: string;
   /** Where the embedded engine keeps its files. BATON_DATA_DIR, default ./data. */
   readonly dataDir: string;
-  /** `embedded` or a `nats://` URL. BATON_ENGINE, default embedded. */
+  /** `embedded` or `nats://host:port[,host:port]`. BATON_ENGINE, default embedded. */
   readonly engine: string;
+  /** NATS engine: prefix of its streams, buckets and subjects (one cluster may hold several Batons). BATON_NATS_PREFIX, default baton. */
+  readonly natsPrefix: string;
+  /** NATS engine: replicas of every stream and bucket (3 in production). BATON_NATS_REPLICAS, default 1. */
+  readonly natsReplicas: number;
   /** HS256 secret for tokens; generated into the data dir when unset. BATON_JWT_SECRET. */
   readonly jwtSecret: string | undefined;
   /** JWKS URL whose keys also verify tokens (RS256/ES256/EdDSA). BATON_JWKS_URL. */
@@ -97,6 +101,15 @@ export const SETTINGS: { [K in keyof BatonConfig]: Setting<K> } = {
       return raw;
     },
   },
+  natsPrefix: {
+    env: "BATON_NATS_PREFIX",
+    fallback: "baton",
+    parse: (raw) => {
+      if (!/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(raw)) throw new Error(`natsPrefix must be 1-32 letters, digits or _ starting with a letter, got ${JSON.stringify(raw)}`);
+      return raw;
+    },
+  },
+  natsReplicas: { env: "BATON_NATS_REPLICAS", fallback: "1", parse: int("natsReplicas", 1, 5) },
   jwtSecret: { env: "BATON_JWT_SECRET", fallback: undefined, parse: optionalText },
   jwksUrl: { env: "BATON_JWKS_URL", fallback: undefined, parse: optionalText },
   maxBodyBytes: { env: "BATON_MAX_BODY_BYTES", fallback: "1MiB", parse: parseBytes },

@@ -30,7 +30,7 @@ const LEASE_MS = 4000;
  * its outcome stored (asked from Baton's effect API), so no finished run can be lost between its
  * answer and its stored outcome - the one window no guard can close (docs/groups.md, effects).
  */
-const KILL_FROM_CALLS = [3, 9, 15];
+const KILL_FROM_CALLS = [2, 5, 8];
 /** The Baton server is SIGKILLed once this many runs have completed. */
 const RESTART_AFTER_COMPLETED = 10;
 

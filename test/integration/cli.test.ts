@@ -164,9 +164,13 @@ test("groups: bad flags are usage errors that change nothing; the server's valid
 test("groups dlq: list, show, redrive (then pull --ack the redriven event), purge", async () => {
   assert.equal((await api(baton.url, admin, "POST", "/v1/groups", { name: "cg-dlq", topic: "cli.dlq", maxAttempts: 1 })).status, 201);
   await api(baton.url, admin, "POST", "/v1/topics/cli.dlq/events", { events: [{ data: { n: 1 }, type: "a" }, { data: { n: 2 }, type: "b" }] });
-  const { body } = await api(baton.url, admin, "POST", "/v1/groups/cg-dlq/pull", { consumer: "w", max: 2 });
-  assert.equal(body.deliveries.length, 2, JSON.stringify(body));
-  for (const d of body.deliveries) await api(baton.url, admin, "POST", "/v1/groups/cg-dlq/nack", { token: d.token, reason: `failed ${d.event.data.n}` });
+  // Events become deliverable asynchronously after the publish: pull until both are here.
+  const deliveries: { token: string; event: { data: { n: number } } }[] = [];
+  for (let i = 0; i < 20 && deliveries.length < 2; i++) {
+    deliveries.push(...(await api(baton.url, admin, "POST", "/v1/groups/cg-dlq/pull", { consumer: "w", max: 2 - deliveries.length, wait: "500ms" })).body.deliveries);
+  }
+  assert.equal(deliveries.length, 2);
+  for (const d of deliveries) await api(baton.url, admin, "POST", "/v1/groups/cg-dlq/nack", { token: d.token, reason: `failed ${d.event.data.n}` });
   await eventually("two dead letters", async () => {
     const r = await api(baton.url, admin, "GET", "/v1/groups/cg-dlq/dead-letters");
     return r.body.deadLetters.length === 2 ? true : undefined;

@@ -82,6 +82,11 @@ export class NatsEventLog implements EventLog {
   private readonly fanout: AppendFanout;
   private readonly reader: SubjectReader;
   private pendingEvents = 0;
+
+  /** Events accepted on this node and not yet acknowledged by JetStream (bounded). */
+  get pending(): number {
+    return this.pendingEvents;
+  }
   private readonly inflight = new Set<Promise<unknown>>();
   private closed = false;
   private readonly js: JetStreamClient;

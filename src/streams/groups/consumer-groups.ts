@@ -37,6 +37,7 @@ export class ConsumerGroups {
 
   /** Loads and starts every stored group. */
   async start(): Promise<void> {
+    if (this.deps.unsupported !== undefined) return;
     let after: string | undefined;
     for (;;) {
       const page = await this.state.scan(groupPrefix(), { limit: 500, ...(after === undefined ? {} : { after }) });
@@ -58,6 +59,7 @@ export class ConsumerGroups {
   }
 
   async create(config: GroupConfig): Promise<GroupInfo> {
+    this.assertSupported();
     const id = runtimeId(config.tenant, config.name);
     this.lock(id);
     try {
@@ -76,6 +78,7 @@ export class ConsumerGroups {
   }
 
   runtime(tenant: string, name: string): GroupRuntime {
+    this.assertSupported();
     const r = this.runtimes.get(runtimeId(tenant, name));
     if (r === undefined) throw new BatonError("GROUP_NOT_FOUND", `no consumer group ${name.slice(0, 120)}`);
     return r;
@@ -98,6 +101,7 @@ export class ConsumerGroups {
   }
 
   list(tenant: string): GroupConfig[] {
+    this.assertSupported();
     return [...this.runtimes.values()].map((r) => r.config).filter((c) => c.tenant === tenant).sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
@@ -126,6 +130,7 @@ export class ConsumerGroups {
 
   /** Deletes the group, its progress, and its dead-letter and redrive topics. */
   async delete(tenant: string, name: string): Promise<boolean> {
+    this.assertSupported();
     const id = runtimeId(tenant, name);
     const r = this.runtimes.get(id);
     if (r === undefined) return false;
@@ -140,6 +145,10 @@ export class ConsumerGroups {
       this.changing.delete(id);
     }
     return true;
+  }
+
+  private assertSupported(): void {
+    if (this.deps.unsupported !== undefined) throw new BatonError("ENGINE_UNSUPPORTED", this.deps.unsupported);
   }
 
   private lock(id: string): void {

@@ -39,6 +39,8 @@ export interface GroupDeps {
   readonly random?: () => number;
   /** Told about background failures (a write or read that failed); they are retried. */
   readonly onError?: (err: unknown, what: string) => void;
+  /** Set when groups cannot run on this engine: every group operation answers ENGINE_UNSUPPORTED with it. */
+  readonly unsupported?: string;
 }
 
 
