@@ -11,6 +11,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { connect as tcpConnect, createServer as createTcpServer, type Server as TcpServer, type Socket } from "node:net";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { api, startBaton, token, type BatonProcess } from "../support/start-baton.ts";
@@ -137,6 +138,71 @@ if (why !== undefined) {
       a = await startBaton({ env, port: a.port, dataDir: a.dataDir });
       const read = await api(a.url, admin, "GET", "/v1/topics/durable.nats/events?from=1&limit=100");
       assert.deepEqual(read.body.events.map((e: { id: string; seq: number }) => [e.id, e.seq]), acked.map((x: { id: string; seq: number }) => [x.id, x.seq]));
+    });
+
+    test("SIGKILL a node under publish load: its socket clients resume on the other node with no gap and no duplicate", async () => {
+      // A stand-in for the load balancer: new connections go to node a while it is up, else to b.
+      const sockets = new Set<Socket>();
+      const proxy: TcpServer = createTcpServer((inbound) => {
+        sockets.add(inbound);
+        const pick = (ports: number[]): void => {
+          const outbound = tcpConnect(ports[0]!, "127.0.0.1");
+          const failed = (): void => (ports.length > 1 ? pick(ports.slice(1)) : void inbound.destroy());
+          outbound.once("error", failed);
+          outbound.once("connect", () => {
+            outbound.off("error", failed);
+            sockets.add(outbound);
+            inbound.pipe(outbound).pipe(inbound);
+            const end = (): void => {
+              inbound.destroy();
+              outbound.destroy();
+            };
+            inbound.once("close", end);
+            outbound.once("close", end);
+            inbound.on("error", end);
+            outbound.on("error", end);
+          });
+        };
+        pick([a.port, b.port]);
+      });
+      await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+      const proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+      const sub = client(proxyUrl, await token({ tenant: "acme", sub: "watcher", subscribe: ["failover.*"] }));
+      const offsets: number[] = [];
+      const s = sub.newSubscription("failover.t");
+      s.on("publication", (ctx) => offsets.push(Number(ctx.offset)));
+      const subscribed = new Promise((r) => s.once("subscribed", r));
+      sub.connect();
+      s.subscribe();
+      await subscribed;
+      // Publish through node b throughout; kill node a (which holds the socket) halfway.
+      let published = 0;
+      let running = true;
+      const publisher = (async () => {
+        while (running) {
+          const r = await api(b.url, admin, "POST", "/v1/topics/failover.t/events", { data: { n: published } });
+          assert.equal(r.status, 201);
+          published += 1;
+          await new Promise((res) => setTimeout(res, 5));
+        }
+      })();
+      try {
+        await until(() => offsets.length >= 30, 10_000, "events before the kill");
+        await a.kill9();
+        const atKill = published;
+        await until(() => published >= atKill + 60, 10_000, "publishing on after the kill");
+        running = false;
+        await publisher;
+        await until(() => offsets.length === published, 15_000, `the socket catching up through node b (has ${offsets.length} of ${published}, state ${sub.state})`);
+        assert.deepEqual(offsets, Array.from({ length: published }, (_, i) => i + 1), "every offset once, in order");
+      } finally {
+        running = false;
+        await publisher.catch(() => undefined);
+        sub.disconnect();
+        proxy.close();
+        for (const x of sockets) x.destroy();
+      }
+      a = await startBaton({ env, port: a.port, dataDir: a.dataDir });
     });
 
     test("consumer groups answer ENGINE_UNSUPPORTED rather than run on every node", async () => {
