@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { ErrorCodes } from "../../src/errors/registry.ts";
 import { BatonWorker } from "../../packages/sdk/src/index.ts";
 import { RawSocket } from "../support/centrifuge-client.ts";
+import { Rng } from "../support/rng.ts";
 import { api, startBaton, token, type BatonProcess } from "../support/start-baton.ts";
 
 const SEED = process.env["BATON_FUZZ_SEED"] === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(process.env["BATON_FUZZ_SEED"]);
@@ -29,25 +30,6 @@ before(async () => {
 });
 after(() => baton.destroy());
 
-class Rng {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)]!;
-  }
-}
-
 const rng = new Rng(SEED);
 
 const GARBAGE: readonly unknown[] = [
@@ -57,15 +39,15 @@ const GARBAGE: readonly unknown[] = [
 
 /** Valid-looking bodies per operation, then mutated. */
 const TEMPLATES: Record<string, () => Record<string, unknown>> = {
-  create: () => ({ name: `g${rng.int(5)}`, topic: rng.pick(["jobs", "jobs.*", "jobs.>", "a.b"]), ackWait: "2s", maxAttempts: 3, backoff: { initial: "10ms", max: "100ms" }, orderedByKey: rng.next() < 0.5 }),
-  pull: () => ({ consumer: `c${rng.int(3)}`, max: 1 + rng.int(5), wait: "0ms" }),
+  create: () => ({ name: `g${rng.int(0, 4)}`, topic: rng.pick(["jobs", "jobs.*", "jobs.>", "a.b"]), ackWait: "2s", maxAttempts: 3, backoff: { initial: "10ms", max: "100ms" }, orderedByKey: rng.next() < 0.5 }),
+  pull: () => ({ consumer: `c${rng.int(0, 2)}`, max: 1 + rng.int(0, 4), wait: "0ms" }),
   ack: () => (rng.next() < 0.5 ? { token: "1:1:abcdefghij:jobs" } : { tokens: ["1:1:abcdefghij:jobs", "x"] }),
   nack: () => ({ token: "1:1:abcdefghij:jobs", delay: "10ms", reason: "r" }),
   term: () => ({ token: "1:1:abcdefghij:jobs", reason: "r" }),
   extend: () => ({ token: "1:1:abcdefghij:jobs", lease: "1s" }),
   reset: () => ({ start: rng.pick(["beginning", "now", { seq: 1 }, { time: "2026-01-01T00:00:00Z" }]) }),
   redrive: () => ({ from: 1, limit: 5 }),
-  reserve: () => ({ limit: 1 + rng.int(3), lease: "500ms", wait: "0ms" }),
+  reserve: () => ({ limit: 1 + rng.int(0, 2), lease: "500ms", wait: "0ms" }),
   release: () => ({ token: "s.0.0123456789abcdef.gpu" }),
   finalize: () => ({ token: "s.0.0123456789abcdef.gpu", topic: "out", event: { data: { ok: true } } }),
   begin: () => ({ lease: "500ms" }),
@@ -74,12 +56,12 @@ const TEMPLATES: Record<string, () => Record<string, unknown>> = {
 };
 
 function mutate(body: Record<string, unknown>): unknown {
-  const roll = rng.int(10);
+  const roll = rng.int(0, 9);
   if (roll === 0) return rng.pick(GARBAGE);
   const out: Record<string, unknown> = { ...body };
   const keys = Object.keys(out);
-  for (let i = 0, n = 1 + rng.int(3); i < n; i++) {
-    const what = rng.int(4);
+  for (let i = 0, n = 1 + rng.int(0, 2); i < n; i++) {
+    const what = rng.int(0, 3);
     const key = keys.length > 0 ? rng.pick(keys) : "x";
     if (what === 0) delete out[key];
     else if (what === 1) out[key] = rng.pick(GARBAGE);
@@ -94,8 +76,8 @@ function segment(): string {
 
 /** One random HTTP request: [method, path, body?]. */
 function httpRequest(): [string, string, unknown] {
-  const g = rng.next() < 0.8 ? `g${rng.int(5)}` : segment();
-  switch (rng.int(9)) {
+  const g = rng.next() < 0.8 ? `g${rng.int(0, 4)}` : segment();
+  switch (rng.int(0, 8)) {
     case 0:
       return ["POST", "/v1/groups", rng.next() < 0.3 ? TEMPLATES["create"]!() : mutate(TEMPLATES["create"]!())];
     case 1: {
@@ -177,7 +159,7 @@ test(`malformed group, slot and effect requests get typed errors and change noth
       const id = 10 + i + j;
       const method = rng.pick(methods);
       const template = TEMPLATES[method.split(".")[2] === "consume" ? "pull" : method.split(".")[2]!] ?? (() => ({}));
-      const data = mutate({ ...template(), group: `g${rng.int(5)}`, resource: "gpu", key: segment() });
+      const data = mutate({ ...template(), group: `g${rng.int(0, 4)}`, resource: "gpu", key: segment() });
       frame.push(JSON.stringify({ id, rpc: { method, data } }));
       ids.push(id);
     }

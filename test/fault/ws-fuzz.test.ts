@@ -31,6 +31,7 @@ import { randomBytes } from "node:crypto";
 import { connect as tcpConnect, type Socket } from "node:net";
 import WsClient from "ws";
 import { WsPeer } from "../support/ws-peer.ts";
+import { Rng } from "../support/rng.ts";
 import { api, startBaton, token, type BatonProcess } from "../support/start-baton.ts";
 import { client, once, until } from "../support/centrifuge-client.ts";
 
@@ -45,37 +46,6 @@ const BOUND_MS = 5000;
 const MAX_MESSAGE = 64 * 1024;
 const PROBE_ID = 0xffffffff;
 const TENANT = "fuzz";
-
-// ---------------------------------------------------------------------------------------------
-// Seeded randomness
-
-class Rng {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-  /** mulberry32 */
-  next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo + 1));
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[Math.floor(this.next() * items.length)]!;
-  }
-  bytes(n: number): Buffer {
-    const b = Buffer.alloc(n);
-    for (let i = 0; i < n; i++) b[i] = Math.floor(this.next() * 256);
-    return b;
-  }
-}
 
 const socketSeed = (kind: number, i: number): number => (SEED ^ Math.imul(kind * 7919 + i + 1, 0x9e3779b1)) >>> 0;
 
