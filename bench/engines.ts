@@ -11,13 +11,12 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { connect } from "@nats-io/transport-node";
-import { jetstreamManager } from "@nats-io/jetstream";
 import { EmbeddedEngine } from "../src/engine/embedded/embedded-engine.ts";
 import { NatsEngine } from "../src/engine/nats/nats-engine.ts";
 import type { Engine } from "../src/engine/engine.ts";
 import type { Retention } from "../src/streams/event.ts";
 import { EVENT_DATA, guardRun, removeDir, ROOT, tempDir } from "./lib.ts";
+import { natsUnreachable, removeNatsPrefix } from "../test/support/nats.ts";
 
 const CASE_S = Number(process.env["BENCH_ENGINE_CASE_S"] ?? 3);
 const NATS = process.env["BENCH_NATS"] ?? "nats://127.0.0.1:4222";
@@ -73,32 +72,7 @@ async function readCase(engine: Engine, run: string): Promise<number> {
   return (performance.now() - t0) / reps;
 }
 
-async function natsReachable(): Promise<string | undefined> {
-  try {
-    const nc = await connect({ servers: NATS, timeout: 2000, reconnect: false });
-    try {
-      await (await jetstreamManager(nc)).getAccountInfo();
-    } finally {
-      await nc.close();
-    }
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
 
-async function removeNatsPrefix(prefix: string): Promise<void> {
-  const nc = await connect({ servers: NATS });
-  try {
-    const jsm = await jetstreamManager(nc);
-    const upper = prefix.toUpperCase();
-    const names: string[] = [];
-    for await (const name of jsm.streams.names()) if (name.startsWith(`${upper}_`) || name.startsWith(`KV_${upper}_`)) names.push(name);
-    await Promise.all(names.map((s) => jsm.streams.delete(s)));
-  } finally {
-    await nc.close();
-  }
-}
 
 type Row = { engine: string; case: string; perS: number; p50: number; p99: number };
 
@@ -125,9 +99,9 @@ try {
   await embedded.close();
   removeDir(dir);
 }
-const unreachable = await natsReachable();
+const unreachable = await natsUnreachable(NATS);
 if (unreachable !== undefined) {
-  console.log(`  nats     skipped: ${NATS} unreachable (${unreachable}); start nats-server -js to measure it`);
+  console.log(`  nats     skipped: ${unreachable}; start nats-server -js to measure it`);
 } else {
   const prefix = `bench${randomBytes(3).toString("hex")}`;
   const nats = await NatsEngine.open({ servers: NATS, prefix, dedupWindowMs: 86_400_000, defaultRetention: RETENTION });
@@ -135,7 +109,7 @@ if (unreachable !== undefined) {
     results["nats"] = await measure("nats", nats);
   } finally {
     await nats.close();
-    await removeNatsPrefix(prefix);
+    await removeNatsPrefix(NATS, prefix);
   }
   console.log("\nratio nats / embedded (appends/s):");
   for (const [i, c] of CASES.entries()) {

@@ -12,42 +12,16 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { connect as tcpConnect, createServer as createTcpServer, type Server as TcpServer, type Socket } from "node:net";
-import { connect } from "@nats-io/transport-node";
-import { jetstreamManager } from "@nats-io/jetstream";
 import { api, startBaton, token, type BatonProcess } from "../support/start-baton.ts";
 import { client, until } from "../support/centrifuge-client.ts";
+import { natsUnreachable, removeNatsPrefix } from "../support/nats.ts";
 
 const SERVERS = process.env["BATON_TEST_NATS"] ?? "nats://127.0.0.1:4222";
 const PREFIX = `it${randomBytes(4).toString("hex")}`;
 
-async function unreachable(): Promise<string | undefined> {
-  try {
-    const nc = await connect({ servers: SERVERS, timeout: 2000, reconnect: false });
-    try {
-      await (await jetstreamManager(nc)).getAccountInfo();
-    } finally {
-      await nc.close();
-    }
-    return undefined;
-  } catch (err) {
-    return `NATS JetStream at ${SERVERS} is unreachable (${(err as Error).message})`;
-  }
-}
 
-async function removePrefix(): Promise<void> {
-  const nc = await connect({ servers: SERVERS });
-  try {
-    const jsm = await jetstreamManager(nc);
-    const upper = PREFIX.toUpperCase();
-    const names: string[] = [];
-    for await (const name of jsm.streams.names()) if (name.startsWith(`${upper}_`) || name.startsWith(`KV_${upper}_`)) names.push(name);
-    await Promise.all(names.map((n) => jsm.streams.delete(n)));
-  } finally {
-    await nc.close();
-  }
-}
 
-const why = await unreachable();
+const why = await natsUnreachable(SERVERS);
 if (why !== undefined) {
   if (process.env["CI"] === "true") {
     test("baton on the NATS engine", () => assert.fail(`${why}; CI=true requires it (start nats-server -js)`));
@@ -67,7 +41,7 @@ if (why !== undefined) {
     });
     after(async () => {
       await Promise.all([a.destroy(), b.destroy()]);
-      await removePrefix();
+      await removeNatsPrefix(SERVERS, PREFIX);
     });
 
     test("readyz names the engine", async () => {

@@ -11,43 +11,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { connect } from "@nats-io/transport-node";
-import { jetstreamManager } from "@nats-io/jetstream";
 import { NatsEngine } from "../../../src/engine/nats/nats-engine.ts";
+import { natsUnreachable, removeNatsPrefix } from "../../support/nats.ts";
 import { describeStateStore } from "./state-store.suite.ts";
 import { describeEventLog, type EngineFactoryOptions, type EngineHandle } from "./event-log.suite.ts";
 
 const SERVERS = process.env.BATON_TEST_NATS ?? "nats://127.0.0.1:4222";
 const RETENTION = { maxAgeMs: 0, maxEvents: 0, maxBytes: 0 };
 
-async function reachable(): Promise<string | undefined> {
-  try {
-    const nc = await connect({ servers: SERVERS, timeout: 2000, reconnect: false });
-    try {
-      const jsm = await jetstreamManager(nc);
-      await jsm.getAccountInfo();
-    } finally {
-      await nc.close();
-    }
-    return undefined;
-  } catch (err) {
-    return `NATS JetStream at ${SERVERS} is unreachable (${(err as Error).message})`;
-  }
-}
 
-/** Deletes every stream and bucket of a prefix. */
-async function removePrefix(prefix: string): Promise<void> {
-  const nc = await connect({ servers: SERVERS });
-  try {
-    const jsm = await jetstreamManager(nc);
-    const upper = prefix.toUpperCase();
-    const names: string[] = [];
-    for await (const name of jsm.streams.names()) if (name.startsWith(`${upper}_`) || name.startsWith(`KV_${upper}_`)) names.push(name);
-    await Promise.all(names.map((n) => jsm.streams.delete(n)));
-  } finally {
-    await nc.close();
-  }
-}
 
 async function openNats(prefix: string, options: EngineFactoryOptions): Promise<EngineHandle> {
   const engine = await NatsEngine.open({ servers: SERVERS, prefix, dedupWindowMs: options.dedupWindowMs, defaultRetention: RETENTION, now: options.now, sweepIntervalMs: 0 });
@@ -59,13 +31,13 @@ async function openNats(prefix: string, options: EngineFactoryOptions): Promise<
     },
     async destroy() {
       await engine.close();
-      await removePrefix(prefix);
+      await removeNatsPrefix(SERVERS, prefix);
     },
   };
 }
 
 const newPrefix = (): string => `bt${randomBytes(5).toString("hex")}`;
-const unreachable = await reachable();
+const unreachable = await natsUnreachable(SERVERS);
 
 if (unreachable !== undefined) {
   if (process.env.CI === "true") {
@@ -109,7 +81,7 @@ if (unreachable !== undefined) {
     } finally {
       await a.close();
       await b.close();
-      await removePrefix(prefix);
+      await removeNatsPrefix(SERVERS, prefix);
     }
   });
 
@@ -128,7 +100,7 @@ if (unreachable !== undefined) {
       assert.equal(next!.seq, 9);
     } finally {
       await engine.close();
-      await removePrefix(prefix);
+      await removeNatsPrefix(SERVERS, prefix);
     }
   });
 }
