@@ -16,6 +16,8 @@ import type { Engine } from "./engine/engine.ts";
 import { createLogger, type Logger } from "./observability/logger.ts";
 import { Metrics } from "./observability/metrics.ts";
 import { ConsumerGroups } from "./streams/groups/consumer-groups.ts";
+import { ClusteredGroups } from "./streams/groups/cluster/clustered-groups.ts";
+import type { GroupDirectory } from "./streams/groups/group-handle.ts";
 import { GroupCommands } from "./edge/groups/group-commands.ts";
 import { CoordinationCommands } from "./edge/groups/coordination-commands.ts";
 import { Slots } from "./streams/coordination/slots.ts";
@@ -63,14 +65,14 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
   if (generated) logger.warn({ file: secret.file }, "no BATON_JWT_SECRET set: generated a development secret and saved it in the data dir");
   if (generated && config.engine !== "embedded") logger.warn("a cluster needs one secret on every node: set BATON_JWT_SECRET (or BATON_JWKS_URL), or tokens from one node fail on the others");
   const engine = await createEngine(config, logger);
-  const groups = new ConsumerGroups({
+  const groupDeps = {
     log: engine.log,
     state: engine.state,
-    onError: (err, what) => logger.warn({ err, what }, "consumer group background step failed; retrying"),
-    // A group runs in one process; on NATS that needs a per-group leader across nodes, which
-    // is not built yet, so groups stay off there rather than deliver twice.
-    ...(engine.name === "embedded" ? {} : { unsupported: "consumer groups do not run on the NATS engine yet (docs/scaling.md); use the embedded engine" }),
-  });
+    onError: (err: unknown, what: string) => logger.warn({ err, what }, "consumer group background step failed; retrying"),
+  };
+  // In a cluster each group runs on one leader node and the others reach it over the bus.
+  const groups: GroupDirectory =
+    engine.bus === undefined ? new ConsumerGroups(groupDeps) : new ClusteredGroups({ ...groupDeps, bus: engine.bus, leaderTtlMs: config.groupLeaderTtlMs });
   try {
     await groups.start();
   } catch (err) {
@@ -91,7 +93,7 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
   const gatewayRef: { current?: WsGateway } = {};
   const metrics = new Metrics(() => engine.log.pending, () => gatewayRef.current?.connections ?? 0);
   metrics.watchGroups(function* () {
-    for (const g of groups.all()) {
+    for (const g of groups.running()) {
       yield { tenant: g.config.tenant, group: g.config.name, ...g.sample(), ...g.counters };
     }
   });
@@ -109,6 +111,7 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
     metrics,
     logger,
     engineName: engine.name,
+    ...(engine.bus === undefined ? {} : { nodeId: engine.bus.nodeId }),
     isReady: () => ready && engine.isHealthy(),
     drain: () => {
       ready = false;
@@ -171,10 +174,18 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
       await (draining ?? gateway.drain(config.drainWindowMs, config.shutdownTimeoutMs));
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      // A keep-alive connection busy at close() goes idle later and would hold the close until
+      // its keep-alive timeout (65 s): close those as they go idle.
+      const idleSweep = setInterval(() => server.closeIdleConnections(), 100);
       const timeout = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref());
-      await Promise.race([closed, timeout]);
+      logger.debug("sockets drained");
+      const timedOut = await Promise.race([closed.then(() => false), timeout.then(() => true)]);
+      if (timedOut) logger.warn({ timeoutMs: config.shutdownTimeoutMs }, "HTTP requests still open at the shutdown timeout: closing them");
+      clearInterval(idleSweep);
+      logger.debug({ timedOut }, "HTTP server closed");
       server.closeAllConnections();
       await groups.close();
+      logger.debug("consumer groups stopped");
       slots.stop();
       clearInterval(effectSweep);
       await engine.close();

@@ -18,6 +18,11 @@ export interface BatonConfig {
   readonly natsPrefix: string;
   /** NATS engine: replicas of every stream and bucket (3 in production). BATON_NATS_REPLICAS, default 1. */
   readonly natsReplicas: number;
+  /**
+   * Cluster mode: how long a consumer group's leader lease lasts without renewal; after a
+   * node crash its groups move to another node within about this time. BATON_GROUP_LEADER_TTL, default 5s.
+   */
+  readonly groupLeaderTtlMs: number;
   /** HS256 secret for tokens; generated into the data dir when unset. BATON_JWT_SECRET. */
   readonly jwtSecret: string | undefined;
   /** JWKS URL whose keys also verify tokens (RS256/ES256/EdDSA). BATON_JWKS_URL. */
@@ -110,6 +115,7 @@ export const SETTINGS: { [K in keyof BatonConfig]: Setting<K> } = {
     },
   },
   natsReplicas: { env: "BATON_NATS_REPLICAS", fallback: "1", parse: int("natsReplicas", 1, 5) },
+  groupLeaderTtlMs: { env: "BATON_GROUP_LEADER_TTL", fallback: "5s", parse: parseDuration },
   jwtSecret: { env: "BATON_JWT_SECRET", fallback: undefined, parse: optionalText },
   jwksUrl: { env: "BATON_JWKS_URL", fallback: undefined, parse: optionalText },
   maxBodyBytes: { env: "BATON_MAX_BODY_BYTES", fallback: "1MiB", parse: parseBytes },

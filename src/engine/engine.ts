@@ -21,6 +21,11 @@ export interface Engine {
   readonly log: EventLog;
   readonly broker: Broker;
   readonly state: StateStore;
+  /**
+   * Messages between the processes of a cluster; absent on an engine that runs in one process
+   * (everything it owns is local). See {@link NodeBus}.
+   */
+  readonly bus?: NodeBus;
   /** False once the engine can no longer accept writes (e.g. after a storage failure). */
   isHealthy(): boolean;
   /** Resolves once every acknowledged write is durable and resources are released. Idempotent. */
@@ -151,4 +156,27 @@ export interface StateStore {
   delete(key: string, options?: StateWriteOptions): Promise<boolean>;
   /** Entries whose key starts with `prefix`, in key order, after `after` (exclusive). */
   scan(prefix: string, options: { readonly after?: string; readonly limit: number }): Promise<StateEntry[]>;
+}
+
+/**
+ * Request/reply and one-way messages between the nodes of a cluster, for work that one node
+ * owns at a time (a consumer group's leader) and the others reach. An address is a list of
+ * name parts (any strings). At most once and never stored: callers that need more keep their
+ * truth in the {@link StateStore} and use this only to reach its current owner.
+ */
+export interface NodeBus {
+  /** This process's id in the cluster: unique per start, never reused. */
+  readonly nodeId: string;
+  /** Sends to whoever serves `address` now; dropped when nobody does. */
+  send(address: readonly string[], message: unknown): void;
+  /**
+   * Asks the one server of `address`. Resolves with its handler's result; rejects with the
+   * BatonError the handler threw, or UNAVAILABLE (details.reason "no-responders" or "timeout").
+   */
+  request(address: readonly string[], message: unknown, timeoutMs: number): Promise<unknown>;
+  /**
+   * Serves `address` until the returned function is called. The handler's result answers a
+   * request; a thrown BatonError reaches the requester as itself, anything else as INTERNAL.
+   */
+  serve(address: readonly string[], handler: (message: unknown) => unknown): () => void;
 }

@@ -104,11 +104,6 @@ export const ErrorCodes = {
     retryable: true,
     fix: "Another worker holds the claim on this effect key; retry after its lease (Retry-After) or wait for its outcome.",
   },
-  ENGINE_UNSUPPORTED: {
-    status: 501,
-    retryable: false,
-    fix: "This feature does not run on the configured engine yet (consumer groups need the embedded engine today; see docs/scaling.md).",
-  },
   INTERNAL: {
     status: 500,
     retryable: true,

@@ -2,8 +2,8 @@
  * `baton start --engine nats://…` black-box: two real Baton processes on the NATS server at
  * BATON_TEST_NATS (default nats://127.0.0.1:4222) sharing one prefix. An event published on one
  * node is read and delivered live on the other, a user's sockets on both nodes get events
- * targeted to that user, a node restart loses nothing, and consumer groups answer
- * ENGINE_UNSUPPORTED instead of running on every node.
+ * targeted to that user, a node restart loses nothing, and a slot limit holds across nodes.
+ * (Consumer groups across nodes: nats-groups.test.ts and test/fault/nats-cluster.test.ts.)
  *
  * Without a reachable server the file skips with a message, except under CI=true, where that
  * fails the run.
@@ -179,10 +179,7 @@ if (why !== undefined) {
       a = await startBaton({ env, port: a.port, dataDir: a.dataDir });
     });
 
-    test("consumer groups answer ENGINE_UNSUPPORTED rather than run on every node", async () => {
-      const r = await api(a.url, admin, "POST", "/v1/groups", { name: "g", topic: "jobs" });
-      assert.deepEqual([r.status, r.body.error.code], [501, "ENGINE_UNSUPPORTED"]);
-      assert.equal((await api(b.url, admin, "GET", "/v1/groups")).body.error.code, "ENGINE_UNSUPPORTED");
+    test("a slot limit holds across nodes", async () => {
       // Slots and effects rest on compare-and-set, which the NATS engine provides across nodes.
       const slot = await api(a.url, admin, "POST", "/v1/slots/gpu/reserve", { limit: 1 });
       assert.equal(slot.status, 200);

@@ -8,7 +8,7 @@
 import { BatonError, isBatonError } from "../../errors/baton-error.ts";
 import type { EventLog } from "../../engine/engine.ts";
 import type { Json, StoredEvent } from "../../streams/event.ts";
-import type { ConsumerGroups, GroupInfo } from "../../streams/groups/consumer-groups.ts";
+import type { GroupDirectory, GroupInfo } from "../../streams/groups/group-handle.ts";
 import { durationField, groupConfigJson, parseStart, type GroupConfig } from "../../streams/groups/group-config.ts";
 import type { Delivery } from "../../streams/groups/group-model.ts";
 import { purgeDeadLetters, readDeadLetters, redrive } from "../../streams/groups/dead-letters.ts";
@@ -108,16 +108,17 @@ export function groupInfoJson(info: GroupInfo): Json {
     /** The first 100 (by topic order of discovery); `partitionCount` says how many there are. */
     partitions: s.partitions.slice(0, 100) as unknown as Json,
     stalled: s.stalled as unknown as Json,
+    ...(info.leader === undefined ? {} : { leader: info.leader }),
   };
 }
 
 export class GroupCommands {
-  private readonly groups: ConsumerGroups;
+  private readonly groups: GroupDirectory;
   private readonly log: EventLog;
 
   private readonly slots: Slots;
 
-  constructor(groups: ConsumerGroups, log: EventLog, slots: Slots) {
+  constructor(groups: GroupDirectory, log: EventLog, slots: Slots) {
     this.groups = groups;
     this.log = log;
     this.slots = slots;
@@ -127,24 +128,24 @@ export class GroupCommands {
    * Makes a socket a member of the group: deliveries arrive through `sink.deliver` until the
    * returned function is called. `maxInFlight` (default 10) bounds what it holds at once.
    */
-  consume(principal: Principal, group: string, raw: unknown, sink: { id: string; deliver: (d: Delivery[]) => void }): () => void {
+  async consume(principal: Principal, group: string, raw: unknown, sink: { id: string; deliver: (d: Delivery[]) => void }): Promise<() => void> {
     const body = asBody(raw, ["maxInFlight"]);
     const maxInFlight = intField(body["maxInFlight"], "maxInFlight", 1, PULL_LIMITS.maxInFlight, 10);
-    const runtime = this.groups.runtime(principal.tenant, group);
+    const runtime = await this.groups.handle(principal.tenant, group);
     authorizeConsume(principal, runtime.config);
     runtime.addMember({ id: sink.id, kind: "push", maxInFlight, deliver: sink.deliver });
     return () => runtime.removeMember(sink.id);
   }
 
   async describe(principal: Principal, group: string): Promise<Json> {
-    const runtime = this.groups.runtime(principal.tenant, group);
+    const runtime = await this.groups.handle(principal.tenant, group);
     authorizeConsume(principal, runtime.config);
     return groupInfoJson(await this.groups.describe(principal.tenant, group));
   }
 
   /** The tenant's groups this principal may consume, in name order, a page at a time. */
-  list(principal: Principal, after: string | undefined, limit: number): Json {
-    const all = this.groups.list(principal.tenant).filter((c) => canConsume(principal, c) && (after === undefined || c.name > after));
+  async list(principal: Principal, after: string | undefined, limit: number): Promise<Json> {
+    const all = (await this.groups.list(principal.tenant)).filter((c) => canConsume(principal, c) && (after === undefined || c.name > after));
     const page = all.slice(0, limit);
     return { groups: page.map(groupConfigJson), ...(all.length > limit ? { next: page[page.length - 1]!.name } : {}) };
   }
@@ -163,7 +164,7 @@ export class GroupCommands {
     const max = intField(body["max"], "max", 1, PULL_LIMITS.max, 10);
     const maxInFlight = intField(body["maxInFlight"], "maxInFlight", 1, PULL_LIMITS.maxInFlight, 1000);
     const waitMs = durationField(body["wait"], "wait", [0, PULL_LIMITS.waitMs]) ?? 0;
-    const runtime = this.groups.runtime(principal.tenant, group);
+    const runtime = await this.groups.handle(principal.tenant, group);
     authorizeConsume(principal, runtime.config);
     const deliveries = await runtime.pull(consumer as string, max, maxInFlight, waitMs);
     return { deliveries: deliveries.map(deliveryJson) };
@@ -171,7 +172,7 @@ export class GroupCommands {
 
   async ack(principal: Principal, group: string, raw: unknown): Promise<Json> {
     const body = asBody(raw, ["token", "tokens", "slot"]);
-    const runtime = this.groups.runtime(principal.tenant, group);
+    const runtime = await this.groups.handle(principal.tenant, group);
     authorizeConsume(principal, runtime.config);
     if (body["tokens"] !== undefined) {
       if (body["token"] !== undefined) fail("token", "give `token` or `tokens`, not both");
@@ -198,7 +199,7 @@ export class GroupCommands {
       // gives it back to the group if its holder dies before finalizing.
       const slot = body["slot"];
       if (typeof slot !== "string" || slot.length === 0 || slot.length > 400) fail("slot", "must be the token of a reservation");
-      await this.slots.adopt(principal.tenant, slot as string, { group, ...runtime.workOf(token) });
+      await this.slots.adopt(principal.tenant, slot as string, { group, ...(await runtime.workOf(token)) });
     }
     await runtime.ack(token);
     return { acked: true };
@@ -209,7 +210,7 @@ export class GroupCommands {
     const token = tokenField(body["token"]);
     const delayMs = durationField(body["delay"], "delay", [0, 24 * 3600_000]);
     const reason = stringField(body["reason"], "reason", MAX_REASON);
-    const runtime = this.groups.runtime(principal.tenant, group);
+    const runtime = await this.groups.handle(principal.tenant, group);
     authorizeConsume(principal, runtime.config);
     await runtime.nack(token, reason, delayMs);
     return { nacked: true };
@@ -219,7 +220,7 @@ export class GroupCommands {
     const body = asBody(raw, ["token", "reason"]);
     const token = tokenField(body["token"]);
     const reason = stringField(body["reason"], "reason", MAX_REASON);
-    const runtime = this.groups.runtime(principal.tenant, group);
+    const runtime = await this.groups.handle(principal.tenant, group);
     authorizeConsume(principal, runtime.config);
     await runtime.term(token, reason);
     return { terminated: true };
@@ -229,14 +230,14 @@ export class GroupCommands {
     const body = asBody(raw, ["token", "lease"]);
     const token = tokenField(body["token"]);
     const leaseMs = durationField(body["lease"], "lease", [100, 12 * 3600_000]);
-    const runtime = this.groups.runtime(principal.tenant, group);
+    const runtime = await this.groups.handle(principal.tenant, group);
     authorizeConsume(principal, runtime.config);
     const until = await runtime.extend(token, leaseMs);
     return { leaseExpiresAt: new Date(until).toISOString() };
   }
 
   async deadLetters(principal: Principal, group: string, fromSeq: number, limit: number): Promise<Json> {
-    const runtime = this.groups.runtime(principal.tenant, group);
+    const runtime = await this.groups.handle(principal.tenant, group);
     authorizeConsume(principal, runtime.config);
     const page = await readDeadLetters(this.log, principal.tenant, group, fromSeq, limit);
     if (page === undefined) return { deadLetters: [], next: fromSeq };
@@ -244,7 +245,7 @@ export class GroupCommands {
   }
 
   async deadLetter(principal: Principal, group: string, seq: number): Promise<Json> {
-    const runtime = this.groups.runtime(principal.tenant, group);
+    const runtime = await this.groups.handle(principal.tenant, group);
     authorizeConsume(principal, runtime.config);
     const page = await readDeadLetters(this.log, principal.tenant, group, seq, 1);
     const letter = page?.events[0];
@@ -255,7 +256,7 @@ export class GroupCommands {
   async redrive(principal: Principal, group: string, raw: unknown): Promise<Json> {
     authorizeAdmin(principal, "redrive dead letters");
     const body = asBody(raw, ["from", "to", "type", "key", "limit"]);
-    this.groups.runtime(principal.tenant, group);
+    await this.groups.handle(principal.tenant, group);
     const result = await redrive(this.log, principal.tenant, group, {
       limit: intField(body["limit"], "limit", 1, 10_000, 1000),
       ...(body["from"] === undefined ? {} : { fromSeq: intField(body["from"], "from", 1, Number.MAX_SAFE_INTEGER, 1) }),
@@ -268,7 +269,7 @@ export class GroupCommands {
 
   async purge(principal: Principal, group: string): Promise<Json> {
     authorizeAdmin(principal, "purge dead letters");
-    this.groups.runtime(principal.tenant, group);
+    await this.groups.handle(principal.tenant, group);
     return { purged: await purgeDeadLetters(this.log, principal.tenant, group) };
   }
 }

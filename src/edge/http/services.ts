@@ -7,7 +7,7 @@ import type { Broker, EventLog } from "../../engine/engine.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import type { TokenVerifier } from "../auth/tokens.ts";
-import type { ConsumerGroups } from "../../streams/groups/consumer-groups.ts";
+import type { GroupDirectory } from "../../streams/groups/group-handle.ts";
 import type { GroupCommands } from "../groups/group-commands.ts";
 import type { CoordinationCommands } from "../groups/coordination-commands.ts";
 
@@ -15,7 +15,7 @@ export interface HttpServices {
   readonly config: BatonConfig;
   readonly log: EventLog;
   readonly broker: Broker;
-  readonly groups: ConsumerGroups;
+  readonly groups: GroupDirectory;
   readonly groupCommands: GroupCommands;
   readonly coordination: CoordinationCommands;
   readonly verifier: TokenVerifier;
@@ -23,6 +23,8 @@ export interface HttpServices {
   readonly logger: Logger;
   /** Engine name for /readyz. */
   readonly engineName: string;
+  /** Cluster mode: this node's id (as group descriptions name leaders). */
+  readonly nodeId?: string;
   /** False while starting or draining: /readyz answers 503 and writes get UNAVAILABLE. */
   readonly isReady: () => boolean;
   /** Starts draining this node's sockets (admin call); resolves with the sockets it had. */

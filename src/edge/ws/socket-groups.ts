@@ -54,6 +54,7 @@ export class SocketGroups {
   private readonly coordination: CoordinationCommands;
   private readonly sessionId: string;
   private readonly push: (data: Json) => void;
+  private disposed = false;
 
   /** `push` sends a `message` push to this socket (never dropped: bounded by maxInFlight). */
   constructor(commands: GroupCommands, coordination: CoordinationCommands, sessionId: string, push: (data: Json) => void) {
@@ -74,6 +75,7 @@ export class SocketGroups {
 
   /** The socket closed: stop receiving in every group. */
   dispose(): void {
+    this.disposed = true;
     for (const leave of this.members.values()) leave();
     this.members.clear();
   }
@@ -150,17 +152,19 @@ export class SocketGroups {
     }
   }
 
-  private consume(principal: Principal, group: string, body: Record<string, unknown>): Json {
-    if (this.members.has(group)) {
-      // Consuming again (e.g. after a reconnect the SDK re-sends it) only updates maxInFlight.
-      this.members.get(group)!();
-      this.members.delete(group);
-    }
+  private async consume(principal: Principal, group: string, body: Record<string, unknown>): Promise<Json> {
     const id = `ws:${this.sessionId}:${group}`;
-    const leave = this.commands.consume(principal, group, body, {
-      id,
-      deliver: (deliveries: Delivery[]) => this.push({ baton: "deliveries", group, deliveries: deliveries.map(deliveryJson) }),
-    });
+    const sink = { id, deliver: (deliveries: Delivery[]) => this.push({ baton: "deliveries", group, deliveries: deliveries.map(deliveryJson) }) };
+    // Consuming again (e.g. after a reconnect the SDK re-sends it) only updates maxInFlight.
+    this.members.get(group)?.();
+    this.members.delete(group);
+    const leave = await this.commands.consume(principal, group, body, sink);
+    if (this.disposed) {
+      leave();
+      throw new BatonError("UNAVAILABLE", "the connection closed");
+    }
+    // Another consume of the same group may have finished while this one was out.
+    this.members.get(group)?.();
     this.members.set(group, leave);
     return { member: id };
   }

@@ -9,6 +9,7 @@
  *   per tenant, the topic is the subject;
  * - `p.<tenant>.n.<topic>`: core-NATS notice of a durable append (see AppendFanout);
  * - `p.<tenant>.e.<topic>` and `p.<tenant>.s.<session>`: the Broker's core subjects;
+ * - `p.bus.<part>…`: NodeBus addresses (messages between nodes, e.g. to a group's leader);
  * - KV buckets `P_topics` (topic records), `P_dedup` (idempotency keys), `P_state` (StateStore).
  */
 
@@ -59,6 +60,11 @@ export class NatsNames {
 
   sessionSubject(tenant: string, session: string): string {
     return `${this.prefix}.${hexToken(tenant)}.s.${hexToken(session)}`;
+  }
+
+  /** A NodeBus address: `p.bus.<part>.<part>…`. */
+  busSubject(parts: readonly string[]): string {
+    return `${this.prefix}.bus.${parts.map(hexToken).join(".")}`;
   }
 
   bucket(role: "topics" | "dedup" | "state"): string {

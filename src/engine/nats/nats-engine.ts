@@ -2,7 +2,8 @@
  * @module engine/nats/nats-engine
  * The clustered engine: any number of stateless Baton nodes on one NATS JetStream (2.9+).
  * Durable events in one stream per tenant (NatsEventLog), keyed state, topic records and
- * idempotency keys in KV buckets, fan-out on core NATS subjects. The design, its limits on a
+ * idempotency keys in KV buckets, fan-out and messages between nodes (NatsBus) on core NATS
+ * subjects. The design, its limits on a
  * 2.9 server and its measurements are in docs/scaling.md.
  */
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -13,6 +14,7 @@ import type { Engine } from "../engine.ts";
 import { DedupIndex } from "./dedup-index.ts";
 import { NatsNames } from "./names.ts";
 import { NatsBroker } from "./nats-broker.ts";
+import { NatsBus } from "./nats-bus.ts";
 import { NatsEventLog } from "./nats-event-log.ts";
 import { NatsStateStore } from "./nats-state-store.ts";
 import { RetentionSweeper } from "./retention-sweeper.ts";
@@ -45,6 +47,7 @@ export class NatsEngine implements Engine {
   readonly name = "nats";
   readonly log: NatsEventLog;
   readonly broker: NatsBroker;
+  readonly bus: NatsBus;
   readonly state: NatsStateStore;
   readonly sweeper: RetentionSweeper;
   readonly names: NatsNames;
@@ -57,6 +60,7 @@ export class NatsEngine implements Engine {
     this.log = log;
     this.state = state;
     this.broker = new NatsBroker(nc, names);
+    this.bus = new NatsBus(nc, names);
     this.sweeper = sweeper;
   }
 
@@ -112,6 +116,7 @@ export class NatsEngine implements Engine {
       await this.log.settle();
       await this.state.settle();
       this.broker.close();
+      this.bus.close();
       await this.nc.drain().catch(() => this.nc.close());
     })();
     return this.closing;

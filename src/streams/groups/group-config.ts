@@ -162,7 +162,7 @@ export function parseGroupConfig(tenant: string, body: unknown, now: number): Gr
   };
 }
 
-function startJson(start: StartPosition): Json {
+export function startJson(start: StartPosition): Json {
   switch (start.kind) {
     case "beginning":
     case "now":

@@ -31,6 +31,7 @@ import { entryJson, entryKey, loadGroupState, positionKey, type EntryRecord, typ
 import { DLQ_HEADERS, floorOf, isPattern, keepFailures, originOf, parseToken, type Delivery, type Entry, type Lane, type Member, type MemberSink, type Source } from "./group-model.ts";
 import { describeGroup, sampleGroup, type GroupCounters, type GroupSample, type GroupStatus, type GroupView } from "./group-status.ts";
 import { backoffDelay, hasAttemptsLeft } from "./retry-policy.ts";
+import type { GroupHandle } from "./group-handle.ts";
 
 export interface GroupDeps {
   readonly log: EventLog;
@@ -39,8 +40,6 @@ export interface GroupDeps {
   readonly random?: () => number;
   /** Told about background failures (a write or read that failed); they are retried. */
   readonly onError?: (err: unknown, what: string) => void;
-  /** Set when groups cannot run on this engine: every group operation answers ENGINE_UNSUPPORTED with it. */
-  readonly unsupported?: string;
 }
 
 
@@ -56,7 +55,7 @@ const WAITING_BODIES = 8192;
 const DISCOVERY_INTERVAL_MS = 1000;
 const LEASE_WINDOW_MS = 5 * 60_000;
 
-export class GroupRuntime {
+export class GroupRuntime implements GroupHandle {
   readonly config: GroupConfig;
   private readonly deps: GroupDeps;
   private readonly now: () => number;

@@ -35,7 +35,7 @@ export async function listGroups(ctx: RequestContext, s: HttpServices): Promise<
   const limitText = ctx.query.get("limit") ?? "100";
   const limit = Number(limitText);
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new BatonError("VALIDATION_FAILED", "limit: must be an integer in [1, 1000]", { details: { field: "limit" } });
-  sendJson(ctx.res, 200, s.groupCommands.list(principal, ctx.query.get("after") ?? undefined, limit));
+  sendJson(ctx.res, 200, await s.groupCommands.list(principal, ctx.query.get("after") ?? undefined, limit));
 }
 
 export async function describeGroup(ctx: RequestContext, s: HttpServices): Promise<void> {

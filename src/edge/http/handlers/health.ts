@@ -14,7 +14,7 @@ export function healthz(ctx: RequestContext): void {
 
 export function readyz(ctx: RequestContext, s: HttpServices): void {
   const ready = s.isReady();
-  sendJson(ctx.res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", engine: s.engineName });
+  sendJson(ctx.res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", engine: s.engineName, ...(s.nodeId === undefined ? {} : { node: s.nodeId }) });
 }
 
 export async function metrics(ctx: RequestContext, s: HttpServices): Promise<void> {

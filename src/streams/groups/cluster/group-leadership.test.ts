@@ -1,0 +1,93 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { EmbeddedEngine } from "../../../engine/embedded/embedded-engine.ts";
+import { GroupLeadership, leaseKey } from "./group-leadership.ts";
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Two nodes contending for one group's lease on one store (the store's CAS is what a cluster shares). */
+async function withStore(fn: (engine: EmbeddedEngine) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "baton-lead-"));
+  const engine = await EmbeddedEngine.open({ dataDir: dir, dedupWindowMs: 60_000, defaultRetention: { maxAgeMs: 0, maxEvents: 0, maxBytes: 0 } });
+  try {
+    await fn(engine);
+  } finally {
+    await engine.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function node(engine: EmbeddedEngine, nodeId: string, ttlMs: number, events: string[], hung = { writes: false }): GroupLeadership {
+  const state = engine.state;
+  return new GroupLeadership({
+    // A hung node: its writes never complete (a stalled disk or a partition from the store).
+    state: {
+      get: (k) => state.get(k),
+      put: (k, v, o) => (hung.writes ? new Promise<number>(() => undefined) : state.put(k, v, o)),
+      delete: (k, o) => (hung.writes ? new Promise<boolean>(() => undefined) : state.delete(k, o)),
+      scan: (p, o) => state.scan(p, o),
+    },
+    nodeId,
+    ttlMs,
+    onGain: async (id) => void events.push(`${nodeId} gains ${id}`),
+    onLose: (id) => void events.push(`${nodeId} loses ${id}`),
+    onError: () => undefined,
+  });
+}
+
+test("one leader at a time: a follower takes over only after the leader stopped renewing and stepped down", async () => {
+  await withStore(async (engine) => {
+    const events: string[] = [];
+    const hung = { writes: false };
+    const a = node(engine, "a", 400, events, hung);
+    const b = node(engine, "b", 400, events);
+    await a.claim("acme/g", async () => undefined);
+    b.track("acme/g");
+    a.start();
+    b.start();
+    await sleep(1200); // three ttls: a renews, b must not take over
+    assert.deepEqual(events, ["a gains acme/g"]);
+    assert.equal(b.isLeader("acme/g"), false);
+    // a can no longer renew; its lease record stays as it was.
+    hung.writes = true;
+    for (let i = 0; i < 50 && !b.isLeader("acme/g"); i++) await sleep(50);
+    assert.deepEqual(events, ["a gains acme/g", "a loses acme/g", "b gains acme/g"], "a stepped down before b took over");
+    await b.close();
+    assert.equal(await engine.state.get(leaseKey("acme/g")), undefined, "a clean close gives the lease back");
+  });
+});
+
+test("a leader that cannot renew steps down before anyone else can take the lease", async () => {
+  await withStore(async (engine) => {
+    const events: string[] = [];
+    const a = node(engine, "a", 400, events);
+    await a.claim("acme/g", async () => undefined);
+    a.start();
+    // Someone overwrites the lease (as after a partition): a's next renewal conflicts and it steps down.
+    const current = await engine.state.get(leaseKey("acme/g"));
+    await engine.state.put(leaseKey("acme/g"), { node: "z", ttlMs: 400 }, { expectRevision: current!.revision });
+    for (let i = 0; i < 40 && a.isLeader("acme/g"); i++) await sleep(25);
+    assert.deepEqual(events, ["a gains acme/g", "a loses acme/g"]);
+    // The record now names z; a waits a whole ttl of it unchanged before taking it back.
+    for (let i = 0; i < 60 && !a.isLeader("acme/g"); i++) await sleep(25);
+    assert.deepEqual(events, ["a gains acme/g", "a loses acme/g", "a gains acme/g"]);
+    await a.close();
+  });
+});
+
+test("claim refuses a lease someone holds, and gives it back when preparing fails", async () => {
+  await withStore(async (engine) => {
+    const events: string[] = [];
+    const a = node(engine, "a", 5000, events);
+    const b = node(engine, "b", 5000, events);
+    await a.claim("acme/g", async () => undefined);
+    await assert.rejects(b.claim("acme/g", async () => undefined), (e: { code?: string }) => e.code === "CONFLICT");
+    await assert.rejects(b.claim("acme/h", async () => Promise.reject(new Error("no"))), /no/);
+    assert.equal(await engine.state.get(leaseKey("acme/h")), undefined, "the failed claim left no lease behind");
+    assert.deepEqual(events, ["a gains acme/g"]);
+    await Promise.all([a.close(), b.close()]);
+  });
+});
