@@ -1,13 +1,20 @@
 /**
  * Starts a real Baton process (`bin/baton.js start`) on a free port with its own data dir, for
  * black-box tests. The process is the same one `npm start` runs.
+ *
+ * Engine-parametrized: with BATON_TEST_ENGINE=nats (what `npm run test:nats` sets), every process
+ * whose options do not name BATON_ENGINE runs on the NATS engine at BATON_TEST_NATS (default
+ * nats://127.0.0.1:4222) under a fresh random BATON_NATS_PREFIX of its own, which `restart()`
+ * keeps and `destroy()` deletes. Otherwise it runs on the embedded engine.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createServer } from "node:net";
 import { mintToken, type TokenClaims } from "../../src/edge/auth/tokens.ts";
+import { removeNatsPrefix } from "./nats.ts";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const TEST_SECRET = "test-secret-please-change-0123456789";
@@ -23,9 +30,9 @@ export interface BatonProcess {
   kill9(): Promise<void>;
   /** SIGTERM and wait for exit; resolves to the exit code. */
   stop(): Promise<number | null>;
-  /** Starts a new process on the same data dir and port. */
+  /** Starts a new process on the same data dir and port (and NATS prefix). */
   restart(): Promise<BatonProcess>;
-  /** Stops if running and removes the data dir. */
+  /** Stops if running and removes the data dir (and the NATS prefix startBaton() made for it). */
   destroy(): Promise<void>;
 }
 
@@ -33,6 +40,16 @@ export interface StartOptions {
   readonly dataDir?: string;
   readonly port?: number;
   readonly env?: Record<string, string>;
+}
+
+/** The engine startBaton() uses when the options do not pick one: BATON_TEST_ENGINE=nats, else embedded. */
+export function testEngine(): "embedded" | "nats" {
+  return process.env["BATON_TEST_ENGINE"] === "nats" ? "nats" : "embedded";
+}
+
+/** The NATS servers of the NATS test pass. */
+export function testNatsServers(): string {
+  return process.env["BATON_TEST_NATS"] ?? "nats://127.0.0.1:4222";
 }
 
 export function freePort(): Promise<number> {
@@ -47,6 +64,21 @@ export function freePort(): Promise<number> {
 }
 
 export async function startBaton(options: StartOptions = {}): Promise<BatonProcess> {
+  if (testEngine() !== "nats" || options.env?.["BATON_ENGINE"] !== undefined) return launch(options, undefined);
+  // A prefix of its own, so processes of parallel tests never see each other's topics.
+  const prefix = `bt${randomBytes(6).toString("hex")}`;
+  const servers = testNatsServers();
+  const nats = { servers, prefix };
+  try {
+    return await launch({ ...options, env: { BATON_ENGINE: servers, BATON_NATS_PREFIX: prefix, ...options.env } }, nats);
+  } catch (err) {
+    await removeNatsPrefix(servers, prefix).catch(() => undefined); // the start error is the one to report
+    throw err;
+  }
+}
+
+/** `nats`: the prefix this process owns (created by startBaton), deleted by destroy(). */
+async function launch(options: StartOptions, nats: { servers: string; prefix: string } | undefined): Promise<BatonProcess> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "baton-test-"));
   const port = options.port ?? (await freePort());
   const child = spawn(process.execPath, [join(ROOT, "bin/baton.js"), "start", "--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir], {
@@ -89,11 +121,12 @@ export async function startBaton(options: StartOptions = {}): Promise<BatonProce
     },
     async restart() {
       await proc.stop();
-      return startBaton({ ...options, dataDir, port });
+      return launch({ ...options, dataDir, port }, nats);
     },
     async destroy() {
       await proc.kill9();
       rmSync(dataDir, { recursive: true, force: true });
+      if (nats !== undefined) await removeNatsPrefix(nats.servers, nats.prefix);
     },
   };
   return proc;

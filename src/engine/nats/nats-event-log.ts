@@ -88,6 +88,8 @@ export class NatsEventLog implements EventLog {
     return this.pendingEvents;
   }
   private readonly inflight = new Set<Promise<unknown>>();
+  /** Per topic with an append still finding its state: the last such append's admission. */
+  private readonly admitting = new Map<string, Promise<void>>();
   private closed = false;
   private readonly js: JetStreamClient;
   private readonly streams: TenantStreams;
@@ -121,22 +123,49 @@ export class NatsEventLog implements EventLog {
     if (this.pendingEvents + events.length > this.options.maxPendingEvents) {
       throw new BatonError("OVERLOADED", "too many appends waiting for JetStream; retry shortly", { retryAfterMs: 100 });
     }
-    const state = await this.writableState(ref, options.autoCreate);
     this.pendingEvents += events.length;
-    const done = new Promise<Appended[]>((resolve, reject) => {
-      state.queue.push({ events, resolve, reject });
-      if (!state.running) {
-        state.running = true;
-        // Next turn, so appends issued together share one message.
-        setImmediate(() => void this.drain(state));
-      }
-    });
+    const done = this.enqueue(ref, { events, autoCreate: options.autoCreate });
     this.inflight.add(done);
     try {
       return await done;
     } finally {
       this.inflight.delete(done);
       this.pendingEvents -= events.length;
+    }
+  }
+
+  /**
+   * Puts an append in its topic's queue in call order, so appends issued one after another take
+   * sequences in that order (what keeps one socket's publishes in order). Finding the topic's
+   * state may take round trips (a cold topic, a stale record); while one append waits for that,
+   * later appends to the topic wait behind it instead of overtaking it through the cache.
+   */
+  private enqueue(ref: TopicRef, append: { events: readonly NewEvent[]; autoCreate: boolean }): Promise<Appended[]> {
+    return new Promise<Appended[]>((resolve, reject) => {
+      const key = stateKey(ref);
+      const queued: QueuedAppend = { events: append.events, resolve, reject };
+      const ahead = this.admitting.get(key);
+      const cached = ahead === undefined ? this.freshState(key) : undefined;
+      if (cached !== undefined) {
+        this.push(cached, queued);
+        return;
+      }
+      const admitted = (ahead ?? Promise.resolve())
+        .then(() => this.writableState(ref, append.autoCreate))
+        .then((state) => this.push(state, queued), reject);
+      this.admitting.set(key, admitted);
+      void admitted.then(() => {
+        if (this.admitting.get(key) === admitted) this.admitting.delete(key);
+      });
+    });
+  }
+
+  private push(state: TopicState, append: QueuedAppend): void {
+    state.queue.push(append);
+    if (!state.running) {
+      state.running = true;
+      // Next turn, so appends issued together share one message.
+      setImmediate(() => void this.drain(state));
     }
   }
 
@@ -556,9 +585,15 @@ export class NatsEventLog implements EventLog {
     if (this.closed) throw new BatonError("UNAVAILABLE", "the server is shutting down", { retryAfterMs: 1000 });
   }
 
+  /** The topic's cached state while its record is fresh enough to trust. */
+  private freshState(key: string): TopicState | undefined {
+    const cached = this.states.get(key);
+    return cached !== undefined && Date.now() - cached.recordAt < this.options.recordCacheMs ? cached : undefined;
+  }
+
   private async writableState(ref: TopicRef, autoCreate: boolean): Promise<TopicState> {
-    const cached = this.states.get(stateKey(ref));
-    if (cached !== undefined && Date.now() - cached.recordAt < this.options.recordCacheMs) return cached;
+    const cached = this.freshState(stateKey(ref));
+    if (cached !== undefined) return cached;
     for (let attempt = 0; attempt < 5; attempt++) {
       const stored = await this.records.get(ref.tenant, ref.topic);
       if (stored !== undefined && stored.record.deleting !== true) return this.stateFor(ref, stored.record);

@@ -85,6 +85,25 @@ if (unreachable !== undefined) {
     }
   });
 
+  test("nats: appends keep call order while every one of them re-reads the topic record", async () => {
+    // recordCacheMs 0: each append looks the record up again (as a hot topic does every second),
+    // so no append may overtake an earlier one whose look-up is still under way.
+    const prefix = newPrefix();
+    const engine = await NatsEngine.open({ servers: SERVERS, prefix, dedupWindowMs: 60_000, defaultRetention: RETENTION, sweepIntervalMs: 0, recordCacheMs: 0 });
+    try {
+      const T = { tenant: "acme", topic: "stale" };
+      const appends: Promise<{ seq: number }[]>[] = [];
+      for (let i = 0; i < 60; i++) {
+        appends.push(engine.log.append(T, [{ data: i }], { autoCreate: true }));
+        if (i % 3 === 0) await new Promise((r) => setImmediate(r));
+      }
+      assert.deepEqual((await Promise.all(appends)).map((r) => r[0]!.seq), Array.from({ length: 60 }, (_, i) => i + 1));
+    } finally {
+      await engine.close();
+      await removeNatsPrefix(SERVERS, prefix);
+    }
+  });
+
   test("nats: retention trims a topic's head by count and keeps its position", async () => {
     const prefix = newPrefix();
     const engine = await NatsEngine.open({ servers: SERVERS, prefix, dedupWindowMs: 60_000, defaultRetention: RETENTION, sweepIntervalMs: 0 });
