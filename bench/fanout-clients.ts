@@ -4,7 +4,9 @@
  * `ws` client for Baton and the plain ws server, `socket.io-client` for Socket.IO) and an HTTP
  * publisher over raw keep-alive sockets (as bench/paced.ts), in one event loop.
  *
- * It runs the phases of its config in order against one server and prints one
+ * It runs the phases of its config in order against one server, or against the nodes of a Baton
+ * cluster (bench/fanout-cluster.ts: sockets and publisher connections spread round-robin over
+ * `urls`, CPU and RSS summed over `serverPids`, nats-server's CPU apart), and prints one
  * FanoutClientsResult as JSON on its last stdout line. Progress goes to stderr.
  *
  * - Connect: N sockets, at most `connectWindow` handshakes in flight (below the server's listen
@@ -14,6 +16,8 @@
  * - Ramp: events at a rising rate, `stepS` seconds per step, until the sockets fall behind (what
  *   they are owed grows during the step). The most deliveries per second is the capacity.
  * - Steady: one rate for a while, for latency.
+ * - Publish: closed-loop publishes to a topic without subscribers, for its append rate.
+ * - Idle: nothing published, for the server's background CPU.
  * - Storm (Baton only): record every socket's offset, drop every socket at once, publish
  *   `events` durable events, reconnect every socket with recover:true from its offset, and
  *   check that each one receives exactly the offsets after its own, in order, once.
@@ -67,15 +71,45 @@ export interface StormPhase {
   readonly limitS: number;
 }
 
-export type Phase = RampPhase | SteadyPhase | StormPhase;
+/**
+ * Publishes only, closed loop: every publisher connection sends its next event to `topic` as soon
+ * as the last one is answered, for `seconds`. Measures how fast one topic takes appends (with
+ * several nodes, from all of them at once); `topic` should have no subscribers.
+ */
+export interface PublishPhase {
+  readonly type: "publish";
+  readonly name: string;
+  readonly topic: string;
+  readonly seconds: number;
+  /** Give every event its own idempotency key. */
+  readonly idempotent: boolean;
+}
+
+/** Nothing published for `seconds`, sockets connected: what the server does in the background. */
+export interface IdlePhase {
+  readonly type: "idle";
+  readonly name: string;
+  readonly seconds: number;
+}
+
+export type Phase = RampPhase | SteadyPhase | StormPhase | PublishPhase | IdlePhase;
 
 export interface FanoutClientsConfig {
   readonly kind: ServerKind;
   /** http://host:port of the server. */
   readonly url: string;
+  /**
+   * Every node of a cluster (Baton): socket i connects to urls[i % length], publisher connection
+   * j to urls[j % length], and publishes rotate over the connections. Default [url].
+   */
+  readonly urls?: readonly string[];
   readonly topic: string;
   readonly n: number;
   readonly serverPid: number;
+  /** Every node's pid (summed for CPU and RSS). Default [serverPid]. */
+  readonly serverPids?: readonly number[];
+  /** Processes the server needs that are not the server (nats-server): CPU measured apart. */
+  readonly helperPids?: readonly number[];
   /** HS256 secret to mint tokens with (Baton). */
   readonly secret?: string;
   readonly connectWindow: number;
@@ -108,6 +142,14 @@ export interface StepResult extends CpuUse {
   readonly p99Ms: number;
   readonly maxMs: number;
   readonly samples: number;
+  /**
+   * Several nodes: the same latency for sockets on the node that took the publish (local) and
+   * on the others (remote: the event crossed NATS as an append notice). NaN with one server.
+   */
+  readonly localP50Ms: number;
+  readonly localP99Ms: number;
+  readonly remoteP50Ms: number;
+  readonly remoteP99Ms: number;
   /** Deliveries still missing once the drain after the window ended (bounded wait). */
   readonly missing: number;
   readonly drainS: number;
@@ -171,6 +213,30 @@ export interface StormResult {
   readonly loadCpuMs: number;
 }
 
+export interface PublishResult extends CpuUse {
+  readonly type: "publish";
+  readonly name: string;
+  readonly topic: string;
+  readonly idempotent: boolean;
+  readonly connections: number;
+  readonly seconds: number;
+  readonly acked: number;
+  readonly ackedPerS: number;
+  readonly failures: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** Server CPU (all nodes) per acknowledged publish, µs. */
+  readonly serverUsPerPublish: number;
+  readonly irqCores: number;
+  readonly otherCpuPct: number;
+}
+
+export interface IdleResult extends CpuUse {
+  readonly type: "idle";
+  readonly name: string;
+  readonly seconds: number;
+}
+
 export interface FanoutClientsResult {
   readonly kind: ServerKind;
   readonly n: number;
@@ -182,7 +248,7 @@ export interface FanoutClientsResult {
   readonly rssPerConnectionB: number;
   /** Sockets that did not receive the probe event sent after connecting. */
   readonly probeMissing: number;
-  readonly phases: readonly (RampResult | SteadyResult | StormResult)[];
+  readonly phases: readonly (RampResult | SteadyResult | StormResult | PublishResult | IdleResult)[];
   /** Closes seen while sockets were meant to be open, by code or reason. */
   readonly unexpectedCloses: Record<string, number>;
   /** Messages that were not publications, by kind (pings excluded). */
@@ -193,19 +259,27 @@ const config = JSON.parse(process.argv[2] ?? "") as FanoutClientsConfig;
 /** Seconds at the start of a step before deliveries and CPU are counted. */
 const STEP_WARM_S = 0.5;
 const N = config.n;
+const URLS = config.urls ?? [config.url];
+const SERVER_PIDS = config.serverPids ?? [config.serverPid];
+const HELPER_PIDS = config.helperPids ?? [];
 const log = (msg: string): void => void process.stderr.write(`    [${config.kind} n=${N}] ${msg}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const nowUs = (): number => Math.round((performance.timeOrigin + performance.now()) * 1000);
 
 // --- server RSS (Linux /proc) ---
 
+/** Summed over the nodes of a cluster. */
 function serverRss(): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${config.serverPid}/status`, "utf8"));
-    return m === null ? NaN : Number(m[1]) * 1024;
-  } catch {
-    return NaN;
+  let sum = 0;
+  for (const pid of SERVER_PIDS) {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+      sum += m === null ? NaN : Number(m[1]) * 1024;
+    } catch {
+      return NaN;
+    }
   }
+  return sum;
 }
 
 /**
@@ -263,6 +337,8 @@ class Histogram {
 }
 
 const latency = new Histogram();
+/** With several nodes: latency on the publishing node's sockets and on the other nodes'. */
+const [localLatency, remoteLatency] = URLS.length > 1 ? [new Histogram(), new Histogram()] : [undefined, undefined];
 let received = 0;
 let otherMessages = 0;
 const unexpectedCloses: Record<string, number> = {};
@@ -271,7 +347,6 @@ const noteClose = (what: string): void => void (unexpectedCloses[what] = (unexpe
 // --- the publisher: raw HTTP/1.1 over keep-alive sockets, one request in flight on each ---
 
 const REST = JSON.stringify(EVENT_DATA).slice(1);
-const { hostname, port } = new URL(config.url);
 let publishToken = "";
 let eventNo = 0;
 
@@ -286,21 +361,32 @@ class PubConnection {
   private sentAt = 0;
   private onAck: ((ack: Ack) => void) | undefined;
   readonly socket: Socket;
+  private readonly host: string;
 
-  constructor(socket: Socket) {
+  constructor(socket: Socket, host: string, node: number) {
     this.socket = socket;
+    this.host = host;
+    this.node = node;
     socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => this.data(chunk));
   }
 
-  /** Publishes one event stamped now; `done` gets the status, the seq (Baton, peers) and the ack latency. */
-  send(ephemeral: boolean, done: (ack: Ack) => void): void {
+  /** Index in URLS of the node this connection publishes to. */
+  readonly node: number;
+
+  /**
+   * Publishes one event stamped now; `done` gets the status, the seq (Baton, peers) and the ack
+   * latency. `topic` defaults to the config's; `key` is an idempotency key.
+   */
+  send(ephemeral: boolean, done: (ack: Ack) => void, topic = config.topic, key?: string): void {
     const t = nowUs();
-    const body = `{"data":{"t":${t},"n":${++eventNo},${REST}${ephemeral ? ',"ephemeral":true}' : "}"}`;
+    const extra = `${ephemeral ? ',"ephemeral":true' : ""}${key === undefined ? "" : `,"idempotencyKey":"${key}"`}`;
+    // With several nodes the event names the node it is published to ("o"), for local/remote latency.
+    const body = `{"data":{"t":${t},${URLS.length > 1 ? `"o":${this.node},` : ""}"n":${++eventNo},${REST}${extra}}`;
     this.sentAt = t;
     this.onAck = done;
     this.socket.write(
-      `POST /v1/topics/${config.topic}/events HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\n` +
+      `POST /v1/topics/${topic}/events HTTP/1.1\r\nHost: ${this.host}\r\nContent-Type: application/json\r\n` +
         `Authorization: Bearer ${publishToken}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
     );
   }
@@ -331,21 +417,30 @@ class Publisher {
   /** Events sent by paced(), for the step's window. */
   sent = 0;
 
+  /** Connection j goes to URLS[j % URLS.length]. */
   async open(count: number): Promise<void> {
-    const sockets = await Promise.all(
-      Array.from({ length: count }, () => {
+    const conns = await Promise.all(
+      Array.from({ length: count }, (_, j) => {
+        const { hostname, port } = new URL(URLS[j % URLS.length]!);
         const socket = tcpConnect(Number(port), hostname);
-        return new Promise<Socket>((ok, fail) => {
-          socket.once("connect", () => ok(socket));
+        return new Promise<PubConnection>((ok, fail) => {
+          socket.once("connect", () => ok(new PubConnection(socket, `${hostname}:${port}`, j % URLS.length)));
           socket.once("error", fail);
         });
       }),
     );
-    for (const s of sockets) {
-      const c = new PubConnection(s);
+    for (const c of conns) {
       this.all.push(c);
       this.idle.push(c);
     }
+  }
+
+  /**
+   * The next idle connection: the most recently used one for a single server; with several
+   * nodes the least recently used, so that publishes rotate over the nodes even at low rates.
+   */
+  private take(): PubConnection | undefined {
+    return URLS.length > 1 ? this.idle.shift() : this.idle.pop();
   }
 
   close(): void {
@@ -389,7 +484,7 @@ class Publisher {
         for (const target = Math.floor(((now - start) / 1000) * rate); due < target; due++) {
           sent++;
           this.sent++;
-          const conn = this.idle.pop();
+          const conn = this.take();
           if (conn === undefined) queued++;
           else {
             this.inFlight++;
@@ -429,6 +524,28 @@ class Publisher {
     this.idle.push(...conns);
     return acked;
   }
+
+  /** Every connection publishes to `topic`, one request in flight each, until `seconds` pass. */
+  async closedLoop(topic: string, seconds: number, idempotent: boolean): Promise<{ acked: number; failures: number; lat: Histogram; windowS: number }> {
+    const lat = new Histogram();
+    let acked = 0;
+    let failures = 0;
+    const start = performance.now();
+    const end = start + seconds * 1000;
+    const worker = async (conn: PubConnection, j: number): Promise<void> => {
+      for (let i = 0; performance.now() < end; i++) {
+        const ack = await new Promise<Ack>((r) => conn.send(false, r, topic, idempotent ? `k${j}-${i}-${eventNo}` : undefined));
+        if (ack.status >= 200 && ack.status < 300) {
+          acked++;
+          lat.add(ack.us);
+        } else failures++;
+      }
+    };
+    const conns = this.idle.splice(0);
+    await Promise.all(conns.map(worker));
+    this.idle.push(...conns);
+    return { acked, failures, lat, windowS: (performance.now() - start) / 1000 };
+  }
 }
 
 // --- subscribers ---
@@ -458,13 +575,19 @@ interface Client {
 
 const clients: Client[] = [];
 const tokens: string[] = [];
-const wsUrl = `${config.url.replace(/^http/, "ws")}/connection/websocket`;
+const wsUrls = URLS.map((u) => `${u.replace(/^http/, "ws")}/connection/websocket`);
 const T_KEY = Buffer.from('"t":');
+const O_KEY = Buffer.from('"o":');
 let storm: { top: number; done: number; publications: number; lastDoneAt: number } | undefined;
 
 /** The publish time in a frame, µs, read without parsing the frame; -1 if none. */
 function stampOf(buf: Buffer): number {
-  const at = buf.indexOf(T_KEY);
+  return numberAfter(buf, T_KEY);
+}
+
+/** The non-negative integer after `key` (4 bytes, `"x":`) in a frame; -1 if none. */
+function numberAfter(buf: Buffer, key: Buffer): number {
+  const at = buf.indexOf(key);
   if (at < 0) return -1;
   let v = 0;
   for (let i = at + 4; i < buf.length; i++) {
@@ -485,7 +608,9 @@ function onWsMessage(c: Client, buf: Buffer): void {
     const t = stampOf(buf);
     if (t >= 0) {
       received++;
-      latency.add(nowUs() - t);
+      const us = nowUs() - t;
+      latency.add(us);
+      if (localLatency !== undefined) (numberAfter(buf, O_KEY) === c.index % URLS.length ? localLatency : remoteLatency!).add(us);
     } else otherMessages++;
     return;
   }
@@ -549,7 +674,7 @@ function openWs(c: Client, recover: boolean): Promise<void> {
       else reject(err);
     };
     const timer = setTimeout(() => ready(new Error("connect timed out")), 30_000);
-    const ws = new WebSocket(wsUrl, { perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 20_000 });
+    const ws = new WebSocket(wsUrls[c.index % wsUrls.length]!, { perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 20_000 });
     c.ws = ws;
     c.expectClose = false;
     c.onReady = ready;
@@ -648,12 +773,14 @@ async function drain(limitMs: number): Promise<number> {
  */
 async function step(rate: number, seconds: number, ephemeral: boolean, publisher: Publisher, warmS = STEP_WARM_S): Promise<StepResult> {
   latency.reset();
+  localLatency?.reset();
+  remoteLatency?.reset();
   const peak = rssPeak();
   publisher.sent = 0;
   const base = received;
   // Deliveries owed for the events sent so far in this step and not yet received.
   const backlog = (): number => publisher.sent * N - (received - base);
-  const mark = () => ({ received, at: performance.now(), sent: publisher.sent, backlog: backlog(), cpu: cpuWindow(config.serverPid), irq: irqMs() });
+  const mark = () => ({ received, at: performance.now(), sent: publisher.sent, backlog: backlog(), cpu: cpuWindow(SERVER_PIDS, HELPER_PIDS), irq: irqMs() });
   let from = mark();
   const warm = setTimeout(() => (from = mark()), warmS * 1000);
   let delivered = 0;
@@ -688,6 +815,10 @@ async function step(rate: number, seconds: number, ephemeral: boolean, publisher
     seconds: windowS,
     p50Ms: latency.at(0.5),
     p99Ms: latency.at(0.99),
+    localP50Ms: localLatency?.at(0.5) ?? NaN,
+    localP99Ms: localLatency?.at(0.99) ?? NaN,
+    remoteP50Ms: remoteLatency?.at(0.5) ?? NaN,
+    remoteP99Ms: remoteLatency?.at(0.99) ?? NaN,
     maxMs: latency.at(1),
     samples: latency.count,
     missing: Math.max(0, expected - received),
@@ -706,7 +837,7 @@ async function step(rate: number, seconds: number, ephemeral: boolean, publisher
 function fmtStep(r: StepResult): string {
   return (
     `${r.targetEventsPerS.toFixed(1)} ev/s x ${N}: delivered ${Math.round(r.deliveredPerS)}/s of ${Math.round(r.offeredDeliveriesPerS)}/s offered, ` +
-    `p50 ${r.p50Ms.toFixed(2)} p99 ${r.p99Ms.toFixed(2)} ms, srv ${(r.serverCpuMs / 1000 / r.seconds).toFixed(2)} gen ${(r.loadCpuMs / 1000 / r.seconds).toFixed(2)} cores, ` +
+    `p50 ${r.p50Ms.toFixed(2)} p99 ${r.p99Ms.toFixed(2)} ms, srv ${(r.serverCpuMs / 1000 / r.seconds).toFixed(2)} gen ${(r.loadCpuMs / 1000 / r.seconds).toFixed(2)}${HELPER_PIDS.length > 0 ? ` helper ${(r.helperCpuMs / 1000 / r.seconds).toFixed(2)}` : ""} cores, ` +
     `irq ${r.irqCores.toFixed(2)} cores, other ${r.otherCpuPct.toFixed(0)}%, missing ${r.missing}${r.saturated ? ", SATURATED" : ""}`
   );
 }
@@ -766,7 +897,7 @@ async function runStorm(p: StormPhase, publisher: Publisher): Promise<StormResul
 
   const peak = rssPeak();
   const rssBefore = serverRss();
-  const cpu = cpuWindow(config.serverPid);
+  const cpu = cpuWindow(SERVER_PIDS, HELPER_PIDS);
   await dropAll();
   const acked = await publisher.burst(p.events, false);
   const top = publisher.topSeq;
@@ -812,6 +943,36 @@ async function runStorm(p: StormPhase, publisher: Publisher): Promise<StormResul
   return result;
 }
 
+async function publishOnly(p: PublishPhase, publisher: Publisher): Promise<PublishResult> {
+  const cpu = cpuWindow(SERVER_PIDS, HELPER_PIDS);
+  const irq0 = irqMs();
+  const r = await publisher.closedLoop(p.topic, p.seconds, p.idempotent);
+  const used = cpu();
+  const irqCores = (irqMs() - irq0) / 1000 / r.windowS;
+  const result: PublishResult = {
+    type: "publish",
+    name: p.name,
+    topic: p.topic,
+    idempotent: p.idempotent,
+    connections: config.publishConnections,
+    seconds: r.windowS,
+    acked: r.acked,
+    ackedPerS: r.acked / r.windowS,
+    failures: r.failures,
+    p50Ms: r.lat.at(0.5),
+    p99Ms: r.lat.at(0.99),
+    serverUsPerPublish: (1000 * used.serverCpuMs) / Math.max(1, r.acked),
+    irqCores,
+    otherCpuPct: Math.max(0, used.foreignCpuPct - (100 * irqCores) / availableParallelism()),
+    ...used,
+  };
+  log(
+    `${p.name}: ${Math.round(result.ackedPerS)} publishes/s to ${p.topic} over ${config.publishConnections} connections, ack p50 ${result.p50Ms.toFixed(2)} p99 ${result.p99Ms.toFixed(2)} ms, ` +
+      `failures ${result.failures}, srv ${(used.serverCpuMs / 1000 / r.windowS).toFixed(2)} helper ${(used.helperCpuMs / 1000 / r.windowS).toFixed(2)} cores, other ${result.otherCpuPct.toFixed(0)}%`,
+  );
+  return result;
+}
+
 /** Has the server write a heap snapshot; resolves once it answers HTTP again (the write blocks it). */
 async function heapSnapshot(): Promise<void> {
   process.kill(config.serverPid, "SIGUSR2");
@@ -847,9 +1008,18 @@ async function main(): Promise<void> {
   log(`probe missing ${probeMissing}; server RSS ${(rssBase / 2 ** 20).toFixed(0)} MiB -> ${(rssIdle / 2 ** 20).toFixed(0)} MiB idle`);
   if (config.heapSnapshots === true) await heapSnapshot();
 
-  const results: (RampResult | SteadyResult | StormResult)[] = [];
+  const results: (RampResult | SteadyResult | StormResult | PublishResult | IdleResult)[] = [];
   for (const p of config.phases) {
     if (p.type === "ramp") results.push(await ramp(p, publisher));
+    else if (p.type === "publish") results.push(await publishOnly(p, publisher));
+    else if (p.type === "idle") {
+      const cpu = cpuWindow(SERVER_PIDS, HELPER_PIDS);
+      const t = performance.now();
+      await sleep(p.seconds * 1000);
+      const r: IdleResult = { type: "idle", name: p.name, seconds: (performance.now() - t) / 1000, ...cpu() };
+      log(`${p.name}: idle for ${r.seconds.toFixed(1)} s: srv ${(r.serverCpuMs / 1000 / r.seconds).toFixed(2)} helper ${(r.helperCpuMs / 1000 / r.seconds).toFixed(2)} cores`);
+      results.push(r);
+    }
     else if (p.type === "steady") {
       const base = results.find((r): r is RampResult => r.type === "ramp" && r.name === p.halfOf);
       const rate = p.rate ?? (base === undefined ? NaN : base.saturatingEventsPerS / 2);

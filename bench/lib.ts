@@ -55,21 +55,32 @@ export interface CpuUse {
   /** The load generator, ms (0 for in-process runs, where it is the server). */
   readonly loadCpuMs: number;
   /**
+   * Processes the server needs but that are not the server (nats-server under the NATS engine),
+   * all threads, ms; 0 when none were named. Not counted in foreignCpuPct.
+   */
+  readonly helperCpuMs: number;
+  /**
    * Everything else on the machine, % of all cores. Above a few % the case competed for cores
    * with work that is not ours and its figures understate Baton.
    */
   readonly foreignCpuPct: number;
 }
 
-/** Starts a window; the returned function ends it. Without a server pid, this process is the server. */
-export function cpuWindow(serverPid?: number): () => CpuUse {
-  const [machine0, own0, server0, t0] = [machineBusyMs(), ownCpuMs(), processCpuMs(serverPid), performance.now()];
+/**
+ * Starts a window; the returned function ends it. Without a server pid, this process is the
+ * server. Several pids (the nodes of a cluster) are summed; `helperPids` are measured apart.
+ */
+export function cpuWindow(serverPid?: number | readonly number[], helperPids: readonly number[] = []): () => CpuUse {
+  const servers = serverPid === undefined ? undefined : typeof serverPid === "number" ? [serverPid] : serverPid;
+  const sum = (pids: readonly number[]): number => pids.reduce((a, pid) => a + processCpuMs(pid), 0);
+  const [machine0, own0, server0, helper0, t0] = [machineBusyMs(), ownCpuMs(), servers === undefined ? 0 : sum(servers), sum(helperPids), performance.now()];
   return () => {
     const own = ownCpuMs() - own0;
-    const server = serverPid === undefined ? own : processCpuMs(serverPid) - server0;
-    const foreign = machineBusyMs() - machine0 - own - (serverPid === undefined ? 0 : server);
+    const server = servers === undefined ? own : sum(servers) - server0;
+    const helper = sum(helperPids) - helper0;
+    const foreign = machineBusyMs() - machine0 - own - (servers === undefined ? 0 : server) - helper;
     const capacity = (performance.now() - t0) * availableParallelism();
-    return { serverCpuMs: server, loadCpuMs: serverPid === undefined ? 0 : own, foreignCpuPct: Math.max(0, (100 * foreign) / capacity) };
+    return { serverCpuMs: server, loadCpuMs: servers === undefined ? 0 : own, helperCpuMs: helper, foreignCpuPct: Math.max(0, (100 * foreign) / capacity) };
   };
 }
 
