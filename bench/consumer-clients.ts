@@ -39,9 +39,10 @@ export interface ConsumerClientsConfig {
   readonly graceMs: number;
   readonly redis: { readonly host: string; readonly port: number };
   readonly nats: string;
-  readonly baton?: { readonly url: string; readonly token: string };
+  readonly baton?: { readonly url: string; readonly token: string; readonly urls?: readonly string[] };
   /** The server's pid, for its CPU time (Baton's child, or the Redis / NATS service). */
-  readonly serverPid?: number;
+  /** The server's process(es): Baton nodes and, for Baton on NATS, nats-server. */
+  readonly serverPid?: number | readonly number[];
   readonly runId: string;
 }
 

@@ -11,6 +11,9 @@
  * - `baton`: Baton's consumer groups over HTTP (create, pull, ack, nack).
  * - `baton-ws`: the same groups through the WebSocket worker SDK (packages/sdk/src/worker.ts);
  *   producers publish over HTTP as for `baton`.
+ * - `baton-nats`, `baton-nats3`: `baton` on the NATS engine with one and with three Baton nodes
+ *   (connections spread round-robin over the nodes; the group runs on one of them, the others
+ *   forward to it).
  *
  * Every peer publishes with durable acknowledgement (the publish resolves when the peer says the
  * event is stored), runs `workers` consumers with `concurrency` handlers in flight in total, acks
@@ -47,8 +50,11 @@ export interface PeerOptions {
   readonly concurrency: number;
   readonly redis: { readonly host: string; readonly port: number };
   readonly nats: string;
-  /** Baton's URL (http://host:port) and an admin token with publish and subscribe ">". */
-  readonly baton?: { readonly url: string; readonly token: string };
+  /**
+   * Baton's URL (http://host:port) and an admin token with publish and subscribe ">"; with
+   * `urls` (a cluster) connections are spread over those nodes round-robin.
+   */
+  readonly baton?: { readonly url: string; readonly token: string; readonly urls?: readonly string[] };
   /** A name unique to this run, for queues, streams and keys. */
   readonly runId: string;
   /** Opens this many publishing connections where a peer publishes over per-request connections. */
@@ -76,9 +82,11 @@ export class Skip extends Error {}
 export const BACKOFF_MS = 100;
 const MAX_ATTEMPTS = 5;
 
-export type PeerName = "bullmq" | "redis-streams" | "nats" | "nats-ackack" | "baton" | "baton-ws" | "baton-socket" | "bullmq-aof" | "redis-streams-aof";
+export type PeerName = "bullmq" | "redis-streams" | "nats" | "nats-ackack" | "baton" | "baton-ws" | "baton-socket" | "baton-nats" | "baton-nats3" | "bullmq-aof" | "redis-streams-aof";
 /** The peers a default run measures. */
-export const PEERS: readonly PeerName[] = ["baton", "baton-ws", "baton-socket", "bullmq", "redis-streams", "nats", "nats-ackack"];
+export const PEERS: readonly PeerName[] = ["baton", "baton-ws", "baton-socket", "baton-nats", "baton-nats3", "bullmq", "redis-streams", "nats", "nats-ackack"];
+/** Baton on the NATS engine, and how many nodes. */
+export const BATON_NATS_NODES: Readonly<Partial<Record<PeerName, number>>> = { "baton-nats": 1, "baton-nats3": 3 };
 /**
  * Also known, on request (BENCH_CONSUMER_PEERS): BullMQ and Redis Streams on a private Redis that
  * fsyncs its append-only file before answering (appendfsync always), Baton's durability.
@@ -99,6 +107,9 @@ export function makePeer(name: PeerName, o: PeerOptions): Peer {
       return new NatsPeer(o, true);
     case "baton":
       return new BatonHttpPeer(o);
+    case "baton-nats":
+    case "baton-nats3":
+      return new BatonHttpPeer(o, `NATS engine, ${BATON_NATS_NODES[name]} node(s): publishes and acks are answered once JetStream / KV acked them (one nats-server 2.9, R1: written, fsynced periodically)`);
     case "baton-ws":
       return new BatonWsPeer(o);
     case "baton-socket":
@@ -437,19 +448,23 @@ async function createGroup(http: KeepAliveHttp): Promise<void> {
 
 /** Publishing, group creation and leftovers, shared by the HTTP and WebSocket variants. */
 abstract class BatonBase implements Peer {
-  readonly durability = "LMDB: publishes and acks are fsynced (group commit) before they are answered";
+  readonly durability: string;
   protected readonly o: PeerOptions;
+  private opened = 0;
   protected readonly conns: KeepAliveHttp[] = [];
   private readonly producers: KeepAliveHttp[] = [];
   protected admin: KeepAliveHttp | undefined;
 
-  constructor(o: PeerOptions) {
+  constructor(o: PeerOptions, durability = "LMDB: publishes and acks are fsynced (group commit) before they are answered") {
     if (o.baton === undefined) throw new Error("no Baton URL");
     this.o = o;
+    this.durability = durability;
   }
 
   protected open(): Promise<KeepAliveHttp> {
-    return KeepAliveHttp.open(this.o.baton!.url, this.o.baton!.token).then((c) => {
+    const urls = this.o.baton!.urls ?? [this.o.baton!.url];
+    const url = urls[this.opened++ % urls.length]!;
+    return KeepAliveHttp.open(url, this.o.baton!.token).then((c) => {
       this.conns.push(c);
       return c;
     });

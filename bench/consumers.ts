@@ -5,6 +5,9 @@
  * - `baton`: `baton start` in its own process, its consumer groups over HTTP (pull / ack / nack);
  * - `baton-ws`: the same server, consumed through the WebSocket worker SDK
  *   (packages/sdk/src/worker.ts);
+ * - `baton-nats`, `baton-nats3`: `baton` on the NATS engine (the NATS service), one node and
+ *   three nodes (bench/cluster.ts), HTTP connections spread over the nodes; server CPU is the
+ *   Baton nodes' plus nats-server's;
  * - `bullmq`: BullMQ Queue.add / Worker on the Redis service at 127.0.0.1:6379;
  * - `redis-streams`: XADD / XREADGROUP / XACK (+ XAUTOCLAIM for retries) on the same Redis;
  * - `nats`, `nats-ackack`: a JetStream pull consumer with explicit ack, on the NATS service at
@@ -37,7 +40,8 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { mintToken } from "../src/edge/auth/tokens.ts";
 import type { ConsumerCaseResult, ConsumerClientsConfig } from "./consumer-clients.ts";
-import { AOF_PEERS, PEERS, type PeerName } from "./consumer-peers.ts";
+import { AOF_PEERS, BATON_NATS_NODES, PEERS, type PeerName } from "./consumer-peers.ts";
+import { clusterUnavailable, startCluster } from "./cluster.ts";
 import { freePort, guardRun, removeDir, ROOT, runJsonChild, startChild, tempDir, waitQuiet, waitReady } from "./lib.ts";
 
 const num = (name: string, fallback: number): number => {
@@ -84,7 +88,7 @@ const GRACE_MS = 300;
 /** A case is started only with this much of the run's time left. */
 const CASE_BUDGET_MS = 30_000;
 const AIMS = { vsBullmq: 3, vsNats: 1, onParNats: 0.9 };
-const BATON_PEERS: readonly PeerName[] = ["baton", "baton-ws", "baton-socket"];
+const BATON_PEERS: readonly PeerName[] = ["baton", "baton-ws", "baton-socket", "baton-nats", "baton-nats3"];
 
 interface Row extends ConsumerCaseResult {
   readonly variant: string;
@@ -189,6 +193,21 @@ async function runCase(peer: PeerName, failPct: number, token: string, runId: st
     const config: ConsumerClientsConfig = { ...base, ...(serverPid === undefined ? {} : { serverPid }) };
     return runJsonChild<ConsumerCaseResult>("bench/consumer-clients.ts", config, limitMs);
   }
+  const natsNodes = BATON_NATS_NODES[peer];
+  if (natsNodes !== undefined) {
+    const servers = `nats://${NATS}`;
+    const why = await clusterUnavailable(servers);
+    if (why !== undefined) return { peer, failPct, skipped: why };
+    const cluster = await startCluster({ nodes: natsNodes, nats: servers, secret: SECRET, env: BATON_ENV });
+    try {
+      const urls = cluster.nodes.map((n) => n.url);
+      const pids = [...cluster.nodes.map((n) => n.pid), ...(cluster.natsPid === undefined ? [] : [cluster.natsPid])];
+      const config: ConsumerClientsConfig = { ...base, baton: { url: urls[0]!, urls, token }, serverPid: pids };
+      return await runJsonChild<ConsumerCaseResult>("bench/consumer-clients.ts", config, limitMs);
+    } finally {
+      await cluster.stop();
+    }
+  }
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const dataDir = tempDir("baton-consumers-");
@@ -284,6 +303,10 @@ function report(rows: readonly Row[], variants: readonly string[]): { ratios: st
       if (!measured(baton)) {
         if (SELECTED.includes(b)) ratios.push(`${variant} ${b}: no figure (${baton?.skipped !== undefined ? `skipped: ${baton.skipped}` : firstLine(baton?.error ?? "not run")})`);
         continue;
+      }
+      const embedded = get("baton");
+      if (BATON_NATS_NODES[b] !== undefined && measured(embedded)) {
+        ratios.push(`${variant} ${b}/baton (embedded): events/s ${fmt(baton.eventsPerS / embedded.eventsPerS, 2)}x, consume p99 ${fmt(baton.consume!.p99Ms, 2)} vs ${fmt(embedded.consume!.p99Ms, 2)} ms`);
       }
       for (const p of ["bullmq", "redis-streams", "nats", "nats-ackack"] as const) {
         const peer = get(p);

@@ -60,6 +60,9 @@ export interface EventLog {
    * Appends `events` to one topic, all or nothing. Resolves only after the write is durable
    * (it survives kill -9 of the process; on the embedded engine also power loss as far as the
    * disk honours fsync). Results are in input order with sequences strictly increasing by one.
+   * Appends to one topic that this process issues one after another take sequences in that
+   * order (a socket's back-to-back publishes keep their order), whether or not each awaited
+   * the previous one.
    * An event whose idempotency key was appended to the same topic within the dedup window
    * resolves to that first result with `duplicate: true` and stores nothing, also when the two
    * appends race or straddle a restart. Rejects with TOPIC_NOT_FOUND, OVERLOADED (bounded

@@ -166,10 +166,9 @@ test("every prompt gets exactly one completed model run, under worker kills, lea
     const done = [...completed.values()].reduce((a, b) => a + b, 0);
     if (!restarted && done >= RESTART_AFTER_COMPLETED) {
       restarted = true;
-      const { port, dataDir } = baton;
       restarting = true;
       await baton.kill9();
-      baton = await startBaton({ port, dataDir });
+      baton = await baton.restart(); // same port, data dir and (on NATS) prefix
       // Workers reconnect and store the outcomes of runs that finished meanwhile.
       setTimeout(() => (restarting = false), 3000);
     }

@@ -79,9 +79,8 @@ test("acked events never come back and unacked ones are never lost across SIGKIL
     const target = Math.floor(EVENTS * (share + Math.random() * 0.1));
     while (acked.size < target) await sleep(1);
     ackedAtKill.push(acked.size);
-    const { port, dataDir } = baton;
     await baton.kill9();
-    baton = await startBaton({ port, dataDir });
+    baton = await baton.restart(); // same port, data dir and (on NATS) prefix
     url = baton.url;
   }
   const deadline = Date.now() + 120_000;

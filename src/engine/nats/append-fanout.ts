@@ -19,13 +19,19 @@ import type { NatsNames } from "./names.ts";
 /** Reads events `[from, ...]` of a topic, for filling gaps. */
 export type GapReader = (ref: TopicRef, from: number, limit: number) => Promise<{ events: StoredEvent[]; epoch: string }>;
 
+interface Notice {
+  readonly head: BatchHead;
+  readonly events: () => readonly StoredEvent[];
+}
+
 interface Feed {
   readonly ref: TopicRef;
   readonly sub: Subscription;
   epoch: string | undefined;
   delivered: number;
-  /** Set while a gap is being filled: later deliveries wait behind it. */
-  chain: Promise<void> | undefined;
+  /** Notices not handled yet, in arrival order; one drain at a time works through them. */
+  readonly queue: Notice[];
+  draining: boolean;
 }
 
 const MAX_GAP = 1000;
@@ -56,7 +62,7 @@ export class AppendFanout {
           this.deliver(ref, head, () => decodeBatch(ref.tenant, ref.topic, head, msg.data).map((e) => e.event));
         },
       });
-      this.feeds.set(key, { ref, sub, epoch: undefined, delivered: 0, chain: undefined });
+      this.feeds.set(key, { ref, sub, epoch: undefined, delivered: 0, queue: [], draining: false });
     }
     this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
     const off = this.listeners.add(key, listener);
@@ -92,14 +98,31 @@ export class AppendFanout {
   private deliver(ref: TopicRef, head: BatchHead, events: () => readonly StoredEvent[]): void {
     const feed = this.feeds.get(feedKey(ref));
     if (feed === undefined) return;
-    if (feed.chain !== undefined) {
-      feed.chain = feed.chain.then(() => this.deliverNow(feed, head, events()));
-      return;
-    }
-    this.deliverNow(feed, head, events());
+    feed.queue.push({ head, events });
+    if (!feed.draining) void this.drain(feed);
   }
 
-  private deliverNow(feed: Feed, head: BatchHead, events: readonly StoredEvent[]): void {
+  /**
+   * Works through the feed's notices one at a time. Without a gap nothing is awaited, so a
+   * notice is delivered synchronously; a gap is filled (awaited) before the notices behind it.
+   * Nothing here may stop the feed for good: a failure skips that notice (at most once).
+   */
+  private async drain(feed: Feed): Promise<void> {
+    feed.draining = true;
+    try {
+      for (let notice = feed.queue.shift(); notice !== undefined; notice = feed.queue.shift()) {
+        try {
+          await this.handle(feed, notice);
+        } catch {
+          // A listener or a decode failed: listeners re-read from their own position when they next wake.
+        }
+      }
+    } finally {
+      feed.draining = false;
+    }
+  }
+
+  private async handle(feed: Feed, { head, events }: Notice): Promise<void> {
     if (feed.epoch !== head.epoch) {
       // First notice, or the topic was recreated: start from here.
       feed.epoch = head.epoch;
@@ -109,16 +132,12 @@ export class AppendFanout {
     if (end <= feed.delivered) return;
     if (head.seq > feed.delivered + 1) {
       const from = feed.delivered + 1;
-      const chain = this.fillGap(feed, from, head.seq - from).then(() => this.deliverNow(feed, head, events));
-      feed.chain = chain;
-      void chain.finally(() => {
-        if (feed.chain === chain) feed.chain = undefined;
-      });
-      return;
+      await this.fillGap(feed, from, head.seq - from);
+      if (feed.epoch !== head.epoch || end <= feed.delivered) return;
     }
-    const fresh = events.filter((e) => e.seq > feed.delivered);
+    const fresh = events().filter((e) => e.seq > feed.delivered);
     feed.delivered = end;
-    this.listeners.emit(feedKey(feed.ref), fresh, head.epoch);
+    if (fresh.length > 0) this.listeners.emit(feedKey(feed.ref), fresh, head.epoch);
   }
 
   private async fillGap(feed: Feed, from: number, count: number): Promise<void> {

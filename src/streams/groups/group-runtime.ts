@@ -40,6 +40,12 @@ export interface GroupDeps {
   readonly random?: () => number;
   /** Told about background failures (a write or read that failed); they are retried. */
   readonly onError?: (err: unknown, what: string) => void;
+  /**
+   * Re-read every caught-up topic this often, ms (off when absent). Wake-ups (`onAppend`) are
+   * at most once; in one process none is lost, but across nodes one can be (a dropped notice),
+   * and a group that trusted them alone would wait for the next append, forever if none comes.
+   */
+  readonly recheckMs?: number;
 }
 
 
@@ -80,6 +86,7 @@ export class GroupRuntime implements GroupHandle {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private discovery: NodeJS.Timeout | undefined;
+  private recheck: NodeJS.Timeout | undefined;
   private redriveTokens: number;
   private redriveRefill: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -109,6 +116,16 @@ export class GroupRuntime implements GroupHandle {
       await this.discover();
       this.scheduleDiscovery();
     }
+    if (this.deps.recheckMs !== undefined && !this.stopped) {
+      this.recheck = setInterval(() => {
+        for (const source of this.sources.values()) {
+          if (!source.caughtUp || source.reading) continue;
+          source.caughtUp = false;
+          void this.fill(source);
+        }
+      }, this.deps.recheckMs);
+      this.recheck.unref();
+    }
   }
 
   stop(): void {
@@ -116,6 +133,7 @@ export class GroupRuntime implements GroupHandle {
     for (const s of this.sources.values()) s.unlisten();
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.discovery !== undefined) clearTimeout(this.discovery);
+    if (this.recheck !== undefined) clearInterval(this.recheck);
     if (this.redriveRefill !== undefined) clearTimeout(this.redriveRefill);
     for (const m of this.members.values()) this.endWaiter(m);
   }

@@ -288,6 +288,21 @@ export function describeEventLog(name: string, factory: EngineFactory): void {
       assert.deepEqual(seen, [1, 2, 3, 4]);
     });
 
+    test("onAppend: a listener that throws neither fails the append nor stops later wake-ups", async () => {
+      const { log } = await open();
+      const seen: number[] = [];
+      const thrower: number[] = [];
+      log.onAppend(A, (events) => {
+        thrower.push(...events.map((e) => e.seq));
+        throw new Error("listener bug");
+      });
+      log.onAppend(A, (events) => seen.push(...events.map((e) => e.seq)));
+      for (let i = 1; i <= 3; i++) await log.append(A, [ev(i)], AUTO);
+      for (let i = 0; i < 200 && seen.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(seen, [1, 2, 3]);
+      assert.deepEqual(thrower, [1, 2, 3]);
+    });
+
     test("after close, writes are refused with UNAVAILABLE", async () => {
       const engine = await open();
       await engine.close();

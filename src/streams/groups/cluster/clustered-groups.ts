@@ -33,6 +33,9 @@ const MEMBER_TIMEOUT_MS = 3 * HEARTBEAT_MS + 1000;
 /** How often every node re-reads the group definitions (creates and deletes elsewhere). */
 const SCAN_MS = 2000;
 
+/** Leaders re-read their caught-up topics this often: a wake-up from another node can be lost. */
+const RECHECK_MS = 2000;
+
 export interface ClusterDeps extends GroupDeps {
   readonly bus: NodeBus;
   /** How long a group's leader lease lasts without renewal, ms (failover time after a crash). */
@@ -104,7 +107,7 @@ export class ClusteredGroups implements GroupDirectory {
   private closed = false;
 
   constructor(deps: ClusterDeps) {
-    this.deps = deps;
+    this.deps = { recheckMs: RECHECK_MS, ...deps };
     this.bus = deps.bus;
     this.log = deps.log;
     this.state = deps.state;
