@@ -72,10 +72,10 @@ export class GroupLeadership {
       this.tick()
         .catch((err: unknown) => this.o.onError(err, "group leases"))
         .finally(() => {
-          if (!this.closed) this.timer = setTimeout(loop, this.tickMs);
+          if (!this.closed) this.timer = setTimeout(loop, this.tickMs).unref();
         });
     };
-    this.timer = setTimeout(loop, 0);
+    this.timer = setTimeout(loop, 0).unref();
   }
 
   isLeader(id: string): boolean {
