@@ -10,7 +10,8 @@
  * - `p.<tenant>.n.<topic>`: core-NATS notice of a durable append (see AppendFanout);
  * - `p.<tenant>.e.<topic>` and `p.<tenant>.s.<session>`: the Broker's core subjects;
  * - `p.bus.<part>…`: NodeBus addresses (messages between nodes, e.g. to a group's leader);
- * - KV buckets `P_topics` (topic records), `P_dedup` (idempotency keys), `P_state` (StateStore).
+ * - KV buckets `P_topics` (topic records, and the retention sweeper's lease under the key
+ *   `sweeper`), `P_dedup` (idempotency keys), `P_state` (StateStore).
  */
 
 /** Lower-case hex of the UTF-8 bytes; the empty string becomes "_" (a token cannot be empty). */

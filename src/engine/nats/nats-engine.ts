@@ -3,15 +3,18 @@
  * The clustered engine: any number of stateless Baton nodes on one NATS JetStream (2.9+).
  * Durable events in one stream per tenant (NatsEventLog), keyed state, topic records and
  * idempotency keys in KV buckets, fan-out and messages between nodes (NatsBus) on core NATS
- * subjects. The design, its limits on a
- * 2.9 server and its measurements are in docs/scaling.md.
+ * subjects; retention applied by one node of the prefix at a time (RetentionSweeper, which
+ * holds a lease in the topics bucket). The design, its limits on a 2.9 server and its
+ * measurements are in docs/scaling.md.
  */
+import { randomBytes } from "node:crypto";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { Retention } from "../../streams/event.ts";
 import type { Engine } from "../engine.ts";
 import { DedupIndex } from "./dedup-index.ts";
+import { KvLease } from "./kv-lease.ts";
 import { NatsNames } from "./names.ts";
 import { NatsBroker } from "./nats-broker.ts";
 import { NatsBus } from "./nats-bus.ts";
@@ -19,6 +22,7 @@ import { NatsEventLog } from "./nats-event-log.ts";
 import { NatsStateStore } from "./nats-state-store.ts";
 import { RetentionSweeper } from "./retention-sweeper.ts";
 import { TenantStreams } from "./tenant-streams.ts";
+import { TopicCatalog } from "./topic-catalog.ts";
 import { TopicRecords } from "./topic-records.ts";
 
 export interface NatsEngineOptions {
@@ -36,12 +40,26 @@ export interface NatsEngineOptions {
   readonly reservationStaleMs?: number;
   /** How long a node trusts its cached topic record, ms. Default 1000. */
   readonly recordCacheMs?: number;
-  /** Pause between retention passes, ms; 0 disables the sweeper. Default 5000. */
+  /** Pause between retention passes, ms; 0 disables the sweeper (and its lease). Default 5000. */
   readonly sweepIntervalMs?: number;
+  /**
+   * The sweeper lease's ttl, ms: one node of the prefix sweeps; if it dies, another takes over
+   * after this long (at once after a clean close). Default 10_000.
+   */
+  readonly sweepLeaseTtlMs?: number;
   readonly now?: () => number;
+  /**
+   * Keep the NATS client's async stack traces: every request then builds two Error objects
+   * (their stacks name the caller of a request that timed out). Default false: without them a
+   * read of 100 events took 28–37% less of the node's CPU, a single append 0–19% (docs/scaling.md).
+   */
+  readonly asyncTraces?: boolean;
   /** Connection name shown by the server (e.g. the node id). */
   readonly name?: string;
 }
+
+/** The retention sweeper's lease, in the topics bucket (never a topic key: those are `<hex>.<hex>`). */
+export const SWEEPER_LEASE_KEY = "sweeper";
 
 export class NatsEngine implements Engine {
   readonly name = "nats";
@@ -67,7 +85,12 @@ export class NatsEngine implements Engine {
   static async open(options: NatsEngineOptions): Promise<NatsEngine> {
     const names = new NatsNames(options.prefix ?? "baton");
     const replicas = options.replicas ?? 1;
-    const nc = await connect({ servers: options.servers.split(","), name: options.name ?? "baton", maxReconnectAttempts: -1 });
+    const nc = await connect({
+      servers: options.servers.split(","),
+      name: options.name ?? "baton",
+      maxReconnectAttempts: -1,
+      noAsyncTraces: options.asyncTraces !== true,
+    });
     try {
       const jsm = await jetstreamManager(nc);
       const js = jetstream(nc);
@@ -95,7 +118,9 @@ export class NatsEngine implements Engine {
           now,
         },
       );
-      const sweeper = new RetentionSweeper(log, { intervalMs: options.sweepIntervalMs ?? 5000 });
+      // One sweeper per prefix: the holder of this lease, next to the topic records it sweeps.
+      const lease = new KvLease({ kv: topicsKv, key: SWEEPER_LEASE_KEY, nodeId: `${options.name ?? "baton"}#${randomBytes(4).toString("hex")}`, ttlMs: options.sweepLeaseTtlMs ?? 10_000, now: Date.now });
+      const sweeper = new RetentionSweeper({ log, catalog: new TopicCatalog(topicsKv), lease, names }, { intervalMs: options.sweepIntervalMs ?? 5000, now });
       const engine = new NatsEngine(nc, names, log, new NatsStateStore(stateKv), sweeper);
       sweeper.start();
       return engine;

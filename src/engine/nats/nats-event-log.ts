@@ -28,7 +28,7 @@ import { MessageIndex } from "./message-index.ts";
 import type { NatsNames } from "./names.ts";
 import { SubjectReader, isStreamNotFound, type TopicMessage } from "./subject-reader.ts";
 import type { TenantStreams } from "./tenant-streams.ts";
-import type { TopicRecord, TopicRecords } from "./topic-records.ts";
+import type { StoredTopicRecord, TopicRecord, TopicRecords } from "./topic-records.ts";
 import type { NatsConnection } from "@nats-io/transport-node";
 
 export interface NatsLogOptions {
@@ -41,6 +41,24 @@ export interface NatsLogOptions {
   /** A topic's cached record is re-read after this long, ms (bounds how long a delete elsewhere goes unseen). */
   readonly recordCacheMs: number;
   readonly now: () => number;
+}
+
+/** What an earlier retention visit of the same record revision learnt (see sweepTopic). */
+export interface SweepHint {
+  /** No visible event is older than this, nor is any appended later (ms); undefined = unknown. */
+  readonly oldest?: number;
+  /** The topic's first stored message is at or after this stream sequence (1 = unknown). */
+  readonly firstStreamSeq: number;
+}
+
+/** The result of a retention visit: what was reclaimed and what the next visit may skip. */
+export interface SweepOutcome extends SweepHint {
+  readonly reclaimed: number;
+  /** Messages were purged (the subject's message count changed). */
+  readonly purged: boolean;
+  /** The record's revision after the visit (its trim, or the one visited). */
+  readonly revision: number;
+  readonly oldest: number;
 }
 
 interface Position {
@@ -531,52 +549,88 @@ export class NatsEventLog implements EventLog {
 
   // ---- retention (see RetentionSweeper) ----------------------------------------------------
 
-  async topicsWithRetention(): Promise<TopicRef[]> {
-    const out: TopicRef[] = [];
-    for (const [tenant, topic] of await this.records.all()) {
-      const stored = await this.records.get(tenant, topic);
-      const r = stored?.record.retention;
-      if (r !== undefined && stored?.record.deleting !== true && (r.maxAgeMs > 0 || r.maxEvents > 0 || r.maxBytes > 0)) out.push({ tenant, topic });
-    }
-    return out;
-  }
-
   /**
-   * Reclaims the head of a topic past its age, count or byte limit. The record's `firstSeq`
-   * moves first (compare-and-set, so a concurrent delete or trim wins cleanly), then messages
-   * wholly below it are purged. The subject's last message is never purged: it carries the
-   * topic's position, which must survive a topic whose every event aged out.
-   * Returns the number of events reclaimed.
+   * Visits one topic for its retention (age, count, bytes) and reclaims its head if a limit is
+   * passed. The record's `firstSeq` moves first (compare-and-set on `stored.revision`, so a
+   * concurrent delete or trim wins cleanly and this visit does nothing), then the subject's
+   * messages wholly below it are purged. The subject's last message is never purged: it carries
+   * the topic's position, which must survive a topic whose every event aged out.
+   *
+   * What it costs: one direct get (the last message) for a topic with a count or byte limit, one
+   * (the first stored message) when an age limit may have passed, and the last message and the
+   * binary search for the trim point only when something is to be reclaimed. `hint` is what an earlier visit of the
+   * same record revision returned. Resolves undefined when the record changed meanwhile or the
+   * log is closing.
    */
-  async trim(ref: TopicRef): Promise<number> {
-    if (this.closed) return 0;
-    const stored = await this.records.get(ref.tenant, ref.topic);
-    if (stored === undefined || stored.record.deleting === true) return 0;
-    const state = await this.stateFor(ref, stored.record);
-    await this.refreshPosition(state);
-    const { record } = stored;
+  async sweepTopic(ref: TopicRef, stored: StoredTopicRecord, hint: SweepHint): Promise<SweepOutcome | undefined> {
+    const { record, revision } = stored;
+    if (this.closed || record.deleting === true) return undefined;
     const { maxAgeMs, maxEvents, maxBytes } = record.retention;
-    const now = this.options.now();
-    const last = state.last;
+    const stream = this.names.tenantStream(ref.tenant);
+    const subject = this.names.topicSubject(ref.tenant, ref.topic);
     const epoch = record.epoch;
+    const now = this.options.now();
+    // Nothing of this epoch stored: anything to come is appended from now on.
+    const empty = (m: TopicMessage | undefined): SweepOutcome => ({ reclaimed: 0, purged: false, revision, oldest: now, firstStreamSeq: m === undefined ? hint.firstStreamSeq : m.streamSeq + 1 });
+    let last: TopicMessage | undefined;
+    let sizeOver = false;
+    if (maxEvents > 0 || maxBytes > 0) {
+      last = await this.reader.last(stream, subject);
+      if (last === undefined || last.head.epoch !== epoch) return empty(last);
+      const lastSeq = last.head.seq + last.head.count - 1;
+      sizeOver = (maxEvents > 0 && lastSeq - Math.max(record.firstSeq, 1) + 1 > maxEvents) || (maxBytes > 0 && last.head.bytes - record.bytesBefore > maxBytes);
+    }
+    let first: TopicMessage | undefined;
+    let oldest = hint.oldest;
+    let ageOver = false;
+    if (maxAgeMs > 0 && (oldest === undefined || oldest + maxAgeMs <= now)) {
+      // The first stored message is the oldest: times never decrease along a topic.
+      first = await this.reader.next(stream, subject, hint.firstStreamSeq);
+      if (first === undefined) return empty(undefined);
+      ageOver = first.head.epoch !== epoch || first.head.time + maxAgeMs <= now;
+      oldest = first.head.epoch === epoch ? first.head.time : undefined;
+    }
+    const firstStored = first?.streamSeq ?? hint.firstStreamSeq;
+    if (!sizeOver && !ageOver) return { reclaimed: 0, purged: false, revision, oldest: oldest ?? now, firstStreamSeq: firstStored };
+    last ??= await this.reader.last(stream, subject);
+    if (last === undefined || last.head.epoch !== epoch) return empty(last);
+    const top = last;
+    const lastSeq = top.head.seq + top.head.count - 1;
     // Each condition holds from some message on, so the first message meeting all is found by search.
     const keep = (m: TopicMessage): boolean =>
       m.head.epoch === epoch &&
-      (maxEvents <= 0 || m.head.seq + m.head.count - 1 > last.seq - maxEvents) &&
-      (maxBytes <= 0 || last.bytes - (m.head.bytes - m.body.length) <= maxBytes) &&
+      (maxEvents <= 0 || m.head.seq + m.head.count - 1 > lastSeq - maxEvents) &&
+      (maxBytes <= 0 || top.head.bytes - (m.head.bytes - m.body.length) <= maxBytes) &&
       (maxAgeMs <= 0 || m.head.time + maxAgeMs > now);
-    const first = await this.reader.search(state.stream, state.subject, last.streamSeq, keep);
-    let firstSeq = first === undefined ? last.seq + 1 : first.head.seq;
-    if (maxEvents > 0) firstSeq = Math.max(firstSeq, last.seq - maxEvents + 1);
-    const bytesBefore = first === undefined ? last.bytes : first.head.bytes - first.body.length;
-    if (firstSeq <= record.firstSeq) return 0;
-    const revision = await this.records.update(ref.tenant, ref.topic, { ...record, firstSeq, bytesBefore }, stored.revision);
-    if (revision === undefined) return 0;
-    state.record = { ...record, firstSeq, bytesBefore };
-    state.recordAt = Date.now();
-    const purgeBelow = first === undefined ? last.streamSeq : first.streamSeq;
-    await this.streams.purgeBefore(ref.tenant, state.subject, purgeBelow);
-    return firstSeq - record.firstSeq;
+    const kept = await this.reader.search(stream, subject, top.streamSeq, keep, firstStored);
+    let firstSeq = kept === undefined ? lastSeq + 1 : kept.head.seq;
+    if (maxEvents > 0) firstSeq = Math.max(firstSeq, lastSeq - maxEvents + 1);
+    const bytesBefore = kept === undefined ? top.head.bytes : kept.head.bytes - kept.body.length;
+    const purgeBelow = kept === undefined ? top.streamSeq : kept.streamSeq;
+    // Events kept are no older than the message holding the first of them; events appended later are newer.
+    const keptSince = kept === undefined ? now : kept.head.time;
+    if (firstSeq <= record.firstSeq) {
+      // Nothing more to hide. Messages wholly below the trim point can remain from a purge that failed.
+      const leftovers = first !== undefined && first.streamSeq < purgeBelow;
+      if (leftovers) await this.streams.purgeBefore(ref.tenant, subject, purgeBelow);
+      return { reclaimed: 0, purged: leftovers, revision, oldest: keptSince, firstStreamSeq: purgeBelow };
+    }
+    const next: TopicRecord = { ...record, firstSeq, bytesBefore, keptSince };
+    const written = await this.records.update(ref.tenant, ref.topic, next, revision);
+    if (written === undefined) return undefined;
+    // Reads on this node stop returning the events at once; other nodes within recordCacheMs.
+    const cached = this.states.get(stateKey(ref));
+    if (cached !== undefined && cached.record.epoch === epoch) {
+      cached.record = next;
+      cached.recordAt = Date.now();
+    }
+    await this.streams.purgeBefore(ref.tenant, subject, purgeBelow);
+    return { reclaimed: firstSeq - record.firstSeq, purged: true, revision: written, oldest: keptSince, firstStreamSeq: purgeBelow };
+  }
+
+  /** Messages stored per topic subject of a tenant (see TenantStreams.subjectCounts). */
+  subjectCounts(tenant: string): Promise<ReadonlyMap<string, number>> {
+    return this.streams.subjectCounts(tenant);
   }
 
   // ---- topic state -------------------------------------------------------------------------

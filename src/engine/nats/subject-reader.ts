@@ -38,12 +38,12 @@ export class SubjectReader {
   }
 
   /**
-   * The first message (by stream sequence, at or before `hiStreamSeq`) for which `pred` holds,
-   * `pred` being monotone along the subject (false ... false true ... true). A binary search
-   * over stream sequences: O(log n) direct gets.
+   * The first message (by stream sequence, from `loStreamSeq` to `hiStreamSeq`) for which `pred`
+   * holds, `pred` being monotone along the subject (false ... false true ... true). A binary
+   * search over stream sequences: O(log n) direct gets.
    */
-  async search(stream: string, subject: string, hiStreamSeq: number, pred: (m: TopicMessage) => boolean): Promise<TopicMessage | undefined> {
-    let lo = 1;
+  async search(stream: string, subject: string, hiStreamSeq: number, pred: (m: TopicMessage) => boolean, loStreamSeq = 1): Promise<TopicMessage | undefined> {
+    let lo = Math.max(1, loStreamSeq);
     let hi = hiStreamSeq;
     let found: TopicMessage | undefined;
     while (lo <= hi) {

@@ -11,6 +11,7 @@
 import { DiscardPolicy, RetentionPolicy, StorageType, type JetStreamManager } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import type { NatsNames } from "./names.ts";
+import { isStreamNotFound } from "./subject-reader.ts";
 
 export class TenantStreams {
   private readonly ensured = new Map<string, Promise<void>>();
@@ -47,6 +48,20 @@ export class TenantStreams {
   /** Purges a subject's messages below `streamSeq` (the retention trim). */
   async purgeBefore(tenant: string, subject: string, streamSeq: number): Promise<void> {
     await this.jsm.streams.purge(this.names.tenantStream(tenant), { filter: subject, seq: streamSeq });
+  }
+
+  /**
+   * Messages stored per topic subject of the tenant's stream (subjects with none are absent):
+   * one stream info request with a subject filter, about 1–3 µs of nats-server CPU per subject.
+   */
+  async subjectCounts(tenant: string): Promise<ReadonlyMap<string, number>> {
+    try {
+      const info = await this.jsm.streams.info(this.names.tenantStream(tenant), { subjects_filter: this.names.tenantSubjects(tenant) });
+      return new Map(Object.entries(info.state.subjects ?? {}));
+    } catch (err) {
+      if (isStreamNotFound(err)) return new Map();
+      throw err;
+    }
   }
 
   private async create(tenant: string): Promise<void> {

@@ -3,6 +3,8 @@
  * Topic records in a KV bucket, one key per topic (`<tenant hex>.<topic hex>`): epoch,
  * retention, creation time and the retention trim point. The position (last sequence, time,
  * bytes) is not here: the topic's last message carries it, so appends never write the record.
+ * The bucket also holds the retention sweeper's lease under the key `sweeper` (see
+ * NatsEngine), which is not of that form.
  */
 import type { KV, KvEntry } from "@nats-io/kv";
 import type { Retention } from "../../streams/event.ts";
@@ -16,6 +18,11 @@ export interface TopicRecord {
   readonly firstSeq: number;
   /** Cumulative body bytes before `firstSeq` (see BatchHead.bytes). */
   readonly bytesBefore: number;
+  /**
+   * Set by a retention trim: no event kept then was older than this (ms), nor is any appended
+   * since. With `createdAt` it tells the sweeper when an age limit can next reclaim anything.
+   */
+  readonly keptSince?: number;
   /** Set while a delete purges the history; the record goes last. */
   readonly deleting?: true;
 }
@@ -70,16 +77,6 @@ export class TopicRecords {
   async names(tenant: string): Promise<string[]> {
     const out: string[] = [];
     for await (const key of await this.kv.keys(`${hexToken(tenant)}.*`)) out.push(fromHexToken(key.slice(key.indexOf(".") + 1)));
-    return out;
-  }
-
-  /** Every topic key as [tenant, topic], for the retention sweeper. */
-  async all(): Promise<[string, string][]> {
-    const out: [string, string][] = [];
-    for await (const key of await this.kv.keys()) {
-      const dot = key.indexOf(".");
-      out.push([fromHexToken(key.slice(0, dot)), fromHexToken(key.slice(dot + 1))]);
-    }
     return out;
   }
 }

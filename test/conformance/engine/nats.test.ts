@@ -11,6 +11,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { NatsEngine } from "../../../src/engine/nats/nats-engine.ts";
 import { natsUnreachable, removeNatsPrefix } from "../../support/nats.ts";
 import { describeStateStore } from "./state-store.suite.ts";
@@ -100,6 +101,111 @@ if (unreachable !== undefined) {
       assert.deepEqual((await Promise.all(appends)).map((r) => r[0]!.seq), Array.from({ length: 60 }, (_, i) => i + 1));
     } finally {
       await engine.close();
+      await removeNatsPrefix(SERVERS, prefix);
+    }
+  });
+
+  test("nats: a sweep pass visits only topics that may have something to reclaim, and still reclaims them", async () => {
+    const prefix = newPrefix();
+    let now = Date.now();
+    const engine = await NatsEngine.open({ servers: SERVERS, prefix, dedupWindowMs: 60_000, defaultRetention: RETENTION, sweepIntervalMs: 0, now: () => now });
+    try {
+      const free = { tenant: "acme", topic: "free" };
+      const aged = { tenant: "acme", topic: "aged" };
+      const capped = { tenant: "acme", topic: "capped" };
+      await engine.log.createTopic(free, RETENTION);
+      await engine.log.createTopic(aged, { maxAgeMs: 60_000, maxEvents: 0, maxBytes: 0 });
+      await engine.log.createTopic(capped, { maxAgeMs: 0, maxEvents: 2, maxBytes: 0 });
+      for (const ref of [free, aged, capped]) await engine.log.append(ref, [{ data: 1 }, { data: 2 }, { data: 3 }], { autoCreate: false });
+      const first = async (ref: typeof free): Promise<number> => (await engine.log.describeTopic(ref))!.firstSeq;
+      const visitsOf = async (): Promise<number> => {
+        const before = engine.sweeper.visits;
+        await engine.sweeper.pass();
+        return engine.sweeper.visits - before;
+      };
+
+      // The count limit is passed; the age limit cannot be yet (the topic is younger than it).
+      assert.equal(await engine.sweeper.pass(), 1);
+      assert.deepEqual([await first(free), await first(aged), await first(capped)], [1, 1, 2]);
+      await visitsOf(); // learns the trimmed topic's message count
+      assert.equal(await visitsOf(), 0, "nothing changed: no topic is visited");
+
+      // Time passes the age limit: the aged topic is due, and only it.
+      now += 61_000;
+      assert.equal(await visitsOf(), 1);
+      assert.equal(await first(aged), 4);
+      assert.deepEqual((await engine.log.read(aged, 1, 10)).events, []);
+      // New events are younger than the limit again: not visited until they can be due.
+      await engine.log.append(aged, [{ data: 4 }], { autoCreate: false });
+      await engine.log.append(capped, [{ data: 4 }, { data: 5 }], { autoCreate: false });
+      assert.equal(await visitsOf(), 1, "only the topic whose count changed");
+      assert.deepEqual((await engine.log.read(capped, 1, 10)).events.map((e) => e.data), [4, 5]);
+      assert.deepEqual((await engine.log.read(aged, 1, 10)).events.map((e) => e.data), [4]);
+      now += 61_000;
+      assert.equal(await engine.sweeper.pass(), 1);
+      assert.deepEqual((await engine.log.read(aged, 1, 10)).events, []);
+      assert.deepEqual([await first(free), (await engine.log.describeTopic(free))!.lastSeq], [1, 3], "a topic with no limit is never trimmed");
+    } finally {
+      await engine.close();
+      await removeNatsPrefix(SERVERS, prefix);
+    }
+  });
+
+  test("nats: one node of a prefix sweeps at a time; another takes over after a clean close and after the holder stops renewing", async () => {
+    const prefix = newPrefix();
+    const options = { servers: SERVERS, prefix, dedupWindowMs: 60_000, defaultRetention: RETENTION, sweepIntervalMs: 50, sweepLeaseTtlMs: 1000 };
+    const engines: NatsEngine[] = [];
+    const open = async (name: string): Promise<NatsEngine> => {
+      const e = await NatsEngine.open({ ...options, name });
+      engines.push(e);
+      return e;
+    };
+    // Waits (bounded) for `done`, checking on every look that never two engines sweep at once.
+    const until = async (what: string, among: readonly NatsEngine[], done: () => boolean | Promise<boolean>): Promise<void> => {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        assert.ok(among.filter((e) => e.sweeper.active).length <= 1, "two nodes hold the sweeper lease at once");
+        if (await done()) return;
+        assert.ok(Date.now() < deadline, `gave up waiting until ${what}`);
+        await sleep(20);
+      }
+    };
+    const T = { tenant: "acme", topic: "capped" };
+    try {
+      const a = await open("node-a");
+      const b = await open("node-b");
+      await a.log.createTopic(T, { maxAgeMs: 0, maxEvents: 2, maxBytes: 0 });
+      const appendAndTrim = async (via: NatsEngine, count: number, among: readonly NatsEngine[]): Promise<void> => {
+        for (let i = 0; i < count; i++) await via.log.append(T, [{ data: i }], { autoCreate: false });
+        const last = (await via.log.describeTopic(T))!.lastSeq;
+        await until(`the topic is trimmed to its last 2 events (${last - 1}..${last})`, among, async () => (await via.log.describeTopic(T))!.firstSeq === last - 1);
+      };
+
+      await until("one of two nodes sweeps", [a, b], () => a.sweeper.active || b.sweeper.active);
+      const holder = a.sweeper.active ? a : b;
+      const follower = holder === a ? b : a;
+      const followerPasses = follower.sweeper.passes;
+      await appendAndTrim(holder, 5, [a, b]);
+      const holderPasses = holder.sweeper.passes;
+      await until("the holder has swept a few more times", [a, b], () => holder.sweeper.passes >= holderPasses + 3);
+      assert.equal(follower.sweeper.passes, followerPasses, "the node without the lease does not sweep");
+
+      // A clean close gives the lease back: the other node takes over and sweeps.
+      await holder.close();
+      await until("the other node sweeps after a clean close", [follower], () => follower.sweeper.active);
+      await appendAndTrim(follower, 3, [follower]);
+
+      // A holder that stops renewing (its NATS connection closed under it) loses the lease to a third node.
+      const c = await open("node-c");
+      const cPasses = c.sweeper.passes;
+      await appendAndTrim(follower, 2, [follower, c]);
+      assert.equal(c.sweeper.passes, cPasses, "the new node does not sweep while the lease is held");
+      await (follower as unknown as { nc: NatsConnection }).nc.close();
+      await until("the third node takes over", [follower, c], () => c.sweeper.active);
+      assert.equal(follower.sweeper.active, false);
+      await appendAndTrim(c, 3, [follower, c]);
+    } finally {
+      for (const e of engines) await e.close();
       await removeNatsPrefix(SERVERS, prefix);
     }
   });
