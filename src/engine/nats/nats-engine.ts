@@ -93,6 +93,10 @@ export class NatsEngine implements Engine {
     });
     try {
       const jsm = await jetstreamManager(nc);
+      // Direct gets answer in about a millisecond; one that gets no answer (nats-server 2.9
+      // drops one that lands while the stream is being created) is retried soon instead of
+      // holding its read or append for the default 5 s (SubjectReader).
+      const directJsm = await jetstreamManager(nc, { timeout: 1500 });
       const js = jetstream(nc);
       const kvm = new Kvm(js);
       const bucket = (role: "topics" | "dedup" | "state", extra: { ttl?: number } = {}): Promise<KV> =>
@@ -107,7 +111,7 @@ export class NatsEngine implements Engine {
       const streams = new TenantStreams(jsm, names, replicas);
       const records = new TopicRecords(topicsKv);
       const log = new NatsEventLog(
-        { nc, js, jsm, streams, records, dedup: new DedupIndex(dedupKv, options.reservationStaleMs ?? 10_000), names },
+        { nc, js, jsm, directJsm, streams, records, dedup: new DedupIndex(dedupKv, options.reservationStaleMs ?? 10_000), names },
         {
           dedupWindowMs: options.dedupWindowMs,
           defaultRetention: options.defaultRetention,

@@ -117,7 +117,7 @@ export class NatsEventLog implements EventLog {
   private readonly options: NatsLogOptions;
 
   constructor(
-    parts: { nc: NatsConnection; js: JetStreamClient; jsm: JetStreamManager; streams: TenantStreams; records: TopicRecords; dedup: DedupIndex; names: NatsNames },
+    parts: { nc: NatsConnection; js: JetStreamClient; jsm: JetStreamManager; directJsm?: JetStreamManager; streams: TenantStreams; records: TopicRecords; dedup: DedupIndex; names: NatsNames },
     options: NatsLogOptions,
   ) {
     this.js = parts.js;
@@ -126,7 +126,7 @@ export class NatsEventLog implements EventLog {
     this.dedup = parts.dedup;
     this.names = parts.names;
     this.options = options;
-    this.reader = new SubjectReader(parts.jsm);
+    this.reader = new SubjectReader(parts.directJsm ?? parts.jsm);
     this.fanout = new AppendFanout(parts.nc, parts.names, async (ref, from, limit) => {
       const page = await this.read(ref, from, limit);
       return { events: page.events, epoch: page.epoch };

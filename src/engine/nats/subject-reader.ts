@@ -5,6 +5,7 @@
  * batch better, but the v3 client creates them with `filter_subjects`, which needs 2.10.
  */
 import type { JetStreamManager, StoredMsg } from "@nats-io/jetstream";
+import { errors } from "@nats-io/transport-node";
 import { readHead, type BatchHead } from "./codec.ts";
 
 /** One stored batch message: its stream sequence, position headers and body. */
@@ -13,6 +14,9 @@ export interface TopicMessage {
   readonly head: BatchHead;
   readonly body: Uint8Array;
 }
+
+/** Tries of one direct get that times out (each bounded by the manager's timeout). */
+const MAX_ATTEMPTS = 4;
 
 export class SubjectReader {
   private readonly jsm: JetStreamManager;
@@ -62,12 +66,17 @@ export class SubjectReader {
   }
 
   private async get(stream: string, query: Parameters<JetStreamManager["direct"]["getMessage"]>[1]): Promise<StoredMsg | null> {
-    try {
-      return await this.jsm.direct.getMessage(stream, query);
-    } catch (err) {
-      // A tenant whose stream does not exist yet has no messages.
-      if (isStreamNotFound(err)) return null;
-      throw err;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.jsm.direct.getMessage(stream, query);
+      } catch (err) {
+        // A tenant whose stream does not exist yet has no messages.
+        if (isStreamNotFound(err)) return null;
+        // A direct get is idempotent: one left unanswered (seen on 2.9.10 when it lands while
+        // another node creates the stream) is asked again.
+        if (err instanceof errors.TimeoutError && attempt < MAX_ATTEMPTS) continue;
+        throw err;
+      }
     }
   }
 }
