@@ -11,10 +11,10 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { connect as tcpConnect, createServer as createTcpServer, type Server as TcpServer, type Socket } from "node:net";
 import { api, startBaton, token, type BatonProcess } from "../support/start-baton.ts";
 import { client, until } from "../support/centrifuge-client.ts";
 import { natsUnreachable, removeNatsPrefix } from "../support/nats.ts";
+import { Balancer } from "../support/cluster.ts";
 
 const SERVERS = process.env["BATON_TEST_NATS"] ?? "nats://127.0.0.1:4222";
 const PREFIX = `it${randomBytes(4).toString("hex")}`;
@@ -116,31 +116,8 @@ if (why !== undefined) {
 
     test("SIGKILL a node under publish load: its socket clients resume on the other node with no gap and no duplicate", async () => {
       // A stand-in for the load balancer: new connections go to node a while it is up, else to b.
-      const sockets = new Set<Socket>();
-      const proxy: TcpServer = createTcpServer((inbound) => {
-        sockets.add(inbound);
-        const pick = (ports: number[]): void => {
-          const outbound = tcpConnect(ports[0]!, "127.0.0.1");
-          const failed = (): void => (ports.length > 1 ? pick(ports.slice(1)) : void inbound.destroy());
-          outbound.once("error", failed);
-          outbound.once("connect", () => {
-            outbound.off("error", failed);
-            sockets.add(outbound);
-            inbound.pipe(outbound).pipe(inbound);
-            const end = (): void => {
-              inbound.destroy();
-              outbound.destroy();
-            };
-            inbound.once("close", end);
-            outbound.once("close", end);
-            inbound.on("error", end);
-            outbound.on("error", end);
-          });
-        };
-        pick([a.port, b.port]);
-      });
-      await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
-      const proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+      const proxy = await Balancer.start(() => [a.port, b.port]);
+      const proxyUrl = proxy.url;
       const sub = client(proxyUrl, await token({ tenant: "acme", sub: "watcher", subscribe: ["failover.*"] }));
       const offsets: number[] = [];
       const s = sub.newSubscription("failover.t");
@@ -174,7 +151,6 @@ if (why !== undefined) {
         await publisher.catch(() => undefined);
         sub.disconnect();
         proxy.close();
-        for (const x of sockets) x.destroy();
       }
       a = await startBaton({ env, port: a.port, dataDir: a.dataDir });
     });
