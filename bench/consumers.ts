@@ -42,7 +42,7 @@ import { mintToken } from "../src/edge/auth/tokens.ts";
 import type { ConsumerCaseResult, ConsumerClientsConfig } from "./consumer-clients.ts";
 import { AOF_PEERS, BATON_NATS_NODES, PEERS, type PeerName } from "./consumer-peers.ts";
 import { clusterUnavailable, startCluster } from "./cluster.ts";
-import { freePort, guardRun, removeDir, ROOT, runJsonChild, startChild, tempDir, waitQuiet, waitReady } from "./lib.ts";
+import { fmt, freePort, guardRun, removeDir, ROOT, runJsonChild, startChild, tempDir, printTable, waitQuiet, waitReady } from "./lib.ts";
 
 const num = (name: string, fallback: number): number => {
   const v = Number(process.env[name] ?? fallback);
@@ -228,17 +228,6 @@ async function runCase(peer: PeerName, failPct: number, token: string, runId: st
   }
 }
 
-function fmt(v: number | undefined, digits = 0): string {
-  if (v === undefined || !Number.isFinite(v)) return "-";
-  return v.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
-function printTable(rows: readonly (readonly string[])[]): void {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const last = rows[0]!.length - 1;
-  for (const row of rows) console.log(row.map((c, i) => (i <= 1 || i === last ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
-}
-
 /** An error's first line, for a table cell (child errors start with the child's name). */
 function firstLine(error: string | undefined): string {
   const lines = (error ?? "no result").split("\n").filter((l) => l.trim() !== "");
@@ -284,7 +273,7 @@ function report(rows: readonly Row[], variants: readonly string[]): { ratios: st
           .join(", "),
       ];
     }),
-  ]);
+  ], (i, last) => i <= 1 || i === last);
   console.log(
     "\nevents/s: measured events over first publish to last ack; publish/s over first publish to last publish ack; pub, consume: ms " +
       "(consume = publish start to handler start, first deliveries); retry p50: ms from the failing handler to the redelivery; " +

@@ -36,7 +36,7 @@ import { availableParallelism, cpus, release } from "node:os";
 import { join } from "node:path";
 import { clusterUnavailable, startCluster } from "./cluster.ts";
 import type { FanoutClientsConfig, FanoutClientsResult, IdleResult, Phase, PublishResult, RampResult, SteadyResult } from "./fanout-clients.ts";
-import { guardRun, ROOT, startChild, waitQuiet } from "./lib.ts";
+import { fmt, guardRun, printTable, ROOT, startChild, waitQuiet } from "./lib.ts";
 
 const N = Number(process.env["BENCH_CLUSTER_N"] ?? 1000);
 const STEP_S = Number(process.env["BENCH_CLUSTER_STEP_S"] ?? 2);
@@ -90,16 +90,6 @@ interface Row {
 
 const label = (s: Setup): string => `${s.engine} x${s.nodes}`;
 const phase = <T>(s: FanoutClientsResult, name: string): T => s.phases.find((p) => p.name === name) as T;
-
-function fmt(v: number | undefined, digits = 0): string {
-  if (v === undefined || !Number.isFinite(v)) return "-";
-  return v.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
-function printTable(rows: readonly (readonly string[])[]): void {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const row of rows) console.log(row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
-}
 
 /** Runs the generator, forwarding its progress lines, killing it at the session limit. */
 async function runClients(config: FanoutClientsConfig): Promise<FanoutClientsResult> {

@@ -26,7 +26,7 @@ import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, release } from "node:os";
 import { join } from "node:path";
 import type { FanoutClientsConfig, FanoutClientsResult, Phase, RampResult, ServerKind, SteadyResult, StormResult } from "./fanout-clients.ts";
-import { freePort, guardRun, removeDir, ROOT, startChild, tempDir, waitQuiet, waitReady, type Child } from "./lib.ts";
+import { fmt, freePort, guardRun, removeDir, ROOT, startChild, tempDir, waitQuiet, waitReady, printTable, type Child } from "./lib.ts";
 
 const SIZES = (process.env["BENCH_FANOUT_SIZES"] ?? "1000,10000").split(",").map(Number);
 const STEP_S = Number(process.env["BENCH_FANOUT_STEP_S"] ?? 2);
@@ -106,16 +106,6 @@ async function session(server: Server, n: number, phases: Phase[], diagnostics: 
 }
 
 const ramp = (name: string, ephemeral: boolean): Phase => ({ type: "ramp", name, ephemeral, ...RAMP });
-
-function fmt(v: number | undefined, digits = 0): string {
-  if (v === undefined || !Number.isFinite(v)) return "-";
-  return v.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
-function printTable(rows: readonly (readonly string[])[]): void {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const row of rows) console.log(row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
-}
 
 interface Row {
   readonly n: number;

@@ -265,3 +265,16 @@ export function guardRun(name: string, limitMs: number): void {
     process.exit(1);
   }, limitMs).unref();
 }
+
+/** A figure for a table cell: grouped thousands, `digits` decimals, "-" when there is none. */
+export function fmt(v: number | undefined, digits = 0): string {
+  if (v === undefined || !Number.isFinite(v)) return "-";
+  return v.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** Prints rows (the first is the header) in aligned columns: text columns left, figures right. */
+export function printTable(rows: readonly (readonly string[])[], leftAligned: (column: number, last: number) => boolean = (i) => i === 0): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const last = rows[0]!.length - 1;
+  for (const row of rows) console.log(row.map((c, i) => (leftAligned(i, last) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  "));
+}

@@ -10,7 +10,7 @@ import { groupConfigFromJson, groupConfigJson, type GroupConfig, type StartPosit
 import type { GroupDirectory, GroupInfo } from "./group-handle.ts";
 import { destroyGroup, groupLag, rewindGroup, writeStartPositions } from "./group-lifecycle.ts";
 import { GroupRuntime, type GroupDeps } from "./group-runtime.ts";
-import { groupKey, groupPrefix } from "./group-state.ts";
+import { groupKey, groupPrefix, scanAll } from "./group-state.ts";
 
 export class ConsumerGroups implements GroupDirectory {
   private readonly runtimes = new Map<string, GroupRuntime>();
@@ -27,16 +27,9 @@ export class ConsumerGroups implements GroupDirectory {
   }
 
   async start(): Promise<void> {
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.state.scan(groupPrefix(), { limit: 500, ...(after === undefined ? {} : { after }) });
-      for (const e of page) {
-        const tenant = e.key.split("/")[1]!;
-        await this.run(groupConfigFromJson(tenant, e.value));
-      }
-      if (page.length < 500) return;
-      after = page[page.length - 1]!.key;
-    }
+    const configs: GroupConfig[] = [];
+    await scanAll(this.state, groupPrefix(), (key, value) => configs.push(groupConfigFromJson(key.split("/")[1]!, value)));
+    for (const config of configs) await this.run(config);
   }
 
   async close(): Promise<void> {

@@ -94,7 +94,8 @@ export interface LoadedGroupState {
   readonly entries: Map<string, Map<number, EntryRecord>>;
 }
 
-async function scanAll(state: StateStore, prefix: string, each: (key: string, value: Json) => void): Promise<void> {
+/** Every entry under `prefix`, a page at a time. */
+export async function scanAll(state: StateStore, prefix: string, each: (key: string, value: Json) => void): Promise<void> {
   let after: string | undefined;
   for (;;) {
     const page = await state.scan(prefix, { limit: 1000, ...(after === undefined ? {} : { after }) });

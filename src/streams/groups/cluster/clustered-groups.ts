@@ -22,7 +22,7 @@ import type { DeliveryWork, GroupDirectory, GroupHandle, GroupInfo } from "../gr
 import { destroyGroup, groupLag, rewindGroup, writeStartPositions } from "../group-lifecycle.ts";
 import type { Delivery, MemberSink } from "../group-model.ts";
 import { GroupRuntime, type GroupDeps } from "../group-runtime.ts";
-import { groupKey, groupPrefix } from "../group-state.ts";
+import { groupKey, groupPrefix, scanAll } from "../group-state.ts";
 import type { GroupStatus } from "../group-status.ts";
 import { GroupLeadership } from "./group-leadership.ts";
 
@@ -216,13 +216,8 @@ export class ClusteredGroups implements GroupDirectory {
 
   async list(tenant: string): Promise<GroupConfig[]> {
     const out: GroupConfig[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.state.scan(groupPrefix(tenant), { limit: 500, ...(after === undefined ? {} : { after }) });
-      for (const e of page) out.push(groupConfigFromJson(tenant, e.value));
-      if (page.length < 500) return out.sort((a, b) => (a.name < b.name ? -1 : 1));
-      after = page[page.length - 1]!.key;
-    }
+    await scanAll(this.state, groupPrefix(tenant), (_key, value) => out.push(groupConfigFromJson(tenant, value)));
+    return out.sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
   async reset(tenant: string, name: string, start: StartPosition): Promise<GroupInfo> {
@@ -493,19 +488,13 @@ export class ClusteredGroups implements GroupDirectory {
 
   private async scan(): Promise<void> {
     const seen = new Set<string>();
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.state.scan(groupPrefix(), { limit: 500, ...(after === undefined ? {} : { after }) });
-      for (const e of page) {
-        const tenant = e.key.split("/")[1]!;
-        const config = groupConfigFromJson(tenant, e.value);
-        const id = idOf(tenant, config.name);
-        seen.add(id);
-        this.know(id, config);
-      }
-      if (page.length < 500) break;
-      after = page[page.length - 1]!.key;
-    }
+    await scanAll(this.state, groupPrefix(), (key, value) => {
+      const tenant = key.split("/")[1]!;
+      const config = groupConfigFromJson(tenant, value);
+      const id = idOf(tenant, config.name);
+      seen.add(id);
+      this.know(id, config);
+    });
     for (const id of [...this.leadership.tracked()]) {
       // A group this node leads or is creating is never forgotten on a scan (its write may be newer).
       if (!seen.has(id) && !this.leadership.isLeader(id)) this.forget(id);
