@@ -91,8 +91,9 @@ describe("reserve -> ack -> run -> finalize", () => {
     const [d] = (await post("/v1/groups/g-died/pull", { consumer: "w", wait: "1s" })).body.deliveries;
     const slot = (await post("/v1/slots/model-f/reserve", { limit: 1, lease: "300ms" })).body;
     await post("/v1/groups/g-died/ack", { token: d.token, slot: slot.token });
-    // The holder dies here: no extend, no finalize.
-    const back = (await post("/v1/groups/g-died/pull", { consumer: "w2", wait: "5s" })).body.deliveries;
+    // The holder dies here: no extend, no finalize. (A generous wait: on a loaded CI machine the
+    // sweep, the hand-back's idempotent append and the group's read can take seconds on NATS.)
+    const back = (await post("/v1/groups/g-died/pull", { consumer: "w2", wait: "20s" })).body.deliveries;
     assert.equal(back.length, 1);
     assert.deepEqual(back[0].origin, { topic: "prompts.died", seq: 1, id: d.event.id });
     assert.deepEqual(back[0].event.data, { prompt: "again" });
@@ -103,7 +104,7 @@ describe("reserve -> ack -> run -> finalize", () => {
     assert.equal((await post("/v1/groups", { name: "g-poison", topic: "prompts.poison", maxAttempts: 2 })).status, 201);
     await post("/v1/topics/prompts.poison/events", { data: { prompt: "kills workers" } });
     for (let round = 0; round < 2; round++) {
-      const [d] = (await post("/v1/groups/g-poison/pull", { consumer: "w", wait: "5s" })).body.deliveries;
+      const [d] = (await post("/v1/groups/g-poison/pull", { consumer: "w", wait: "20s" })).body.deliveries;
       assert.ok(d !== undefined, `round ${round}: delivered`);
       const slot = (await post("/v1/slots/model-p/reserve", { limit: 1, lease: "200ms", wait: "5s" })).body;
       assert.equal((await post("/v1/groups/g-poison/ack", { token: d.token, slot: slot.token })).status, 200);
