@@ -57,15 +57,16 @@ token
   .option("--publish <pattern...>", "topic patterns it may publish to (* one token, > the rest)")
   .option("--subscribe <pattern...>", "topic patterns it may read / subscribe to")
   .option("--channel <topic...>", "topics every socket of this token is subscribed to at connect")
-  .option("--admin", "may create and delete topics", false)
+  .option("--coordinate <pattern...>", "slot resources and effect keys it may use (same wildcards)")
+  .option("--admin", "may administer topics and groups, and use every slot and effect", false)
   .addOption(new Option("--ttl <duration>", "lifetime, e.g. 15m, 24h; 0 = no expiry").argParser(durationArg).default(3_600_000, "1h"))
   .option("-d, --data-dir <dir>", "data dir holding the generated secret (env BATON_DATA_DIR)")
   .option("--jwt-secret <secret>", "HS256 secret (env BATON_JWT_SECRET)")
-  .action(async (o: { tenant: string; sub: string; publish?: string[]; subscribe?: string[]; channel?: string[]; admin: boolean; ttl: number; dataDir?: string; jwtSecret?: string }) => {
+  .action(async (o: { tenant: string; sub: string; publish?: string[]; subscribe?: string[]; channel?: string[]; coordinate?: string[]; admin: boolean; ttl: number; dataDir?: string; jwtSecret?: string }) => {
     const config = loadConfig({ dataDir: o.dataDir, jwtSecret: o.jwtSecret });
     const { secret, generated } = resolveSecret(config);
     if (generated) process.stderr.write(`generated a development secret in ${secret.file}\n`);
-    const jwt = await mintToken(secret.value, { tenant: o.tenant, sub: o.sub, publish: o.publish ?? [], subscribe: o.subscribe ?? [], channels: o.channel ?? [], admin: o.admin }, o.ttl);
+    const jwt = await mintToken(secret.value, { tenant: o.tenant, sub: o.sub, publish: o.publish ?? [], subscribe: o.subscribe ?? [], channels: o.channel ?? [], coordinate: o.coordinate ?? [], admin: o.admin }, o.ttl);
     process.stdout.write(`${jwt}\n`);
   });
 

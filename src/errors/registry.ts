@@ -55,7 +55,7 @@ export const ErrorCodes = {
   FORBIDDEN: {
     status: 403,
     retryable: false,
-    fix: "Use a token whose publish/subscribe patterns (or admin claim) cover this topic and action.",
+    fix: "Use a token whose publish/subscribe patterns (or admin claim) cover this topic and action, or whose coordinate patterns cover this slot resource or effect key.",
   },
   TOPIC_NOT_FOUND: {
     status: 404,

@@ -65,8 +65,14 @@ export function matchesPattern(pattern: string, topic: string): boolean {
   if (pattern === topic) return true;
   // Personal channels are matched only by `#*` (any user), `>` or their exact name.
   if (topic.startsWith("#")) return pattern === "#*" || pattern === ">";
+  return matchesTokens(pattern, topic);
+}
+
+/** Dot-token wildcard matching without the topic rules: `*` one token, trailing `>` the rest. */
+export function matchesTokens(pattern: string, name: string): boolean {
+  if (pattern === name) return true;
   const p = pattern.split(".");
-  const t = topic.split(".");
+  const t = name.split(".");
   for (let i = 0; i < p.length; i++) {
     const token = p[i];
     if (token === ">") return i === p.length - 1 && t.length > i;
@@ -79,4 +85,16 @@ export function matchesPattern(pattern: string, topic: string): boolean {
 export function matchesAny(patterns: readonly string[], topic: string): boolean {
   for (const p of patterns) if (matchesPattern(p, topic)) return true;
   return false;
+}
+
+/**
+ * A `coordinate` claim's pattern: slot resource names and effect keys it grants, in the
+ * dot-token wildcard grammar of topic patterns (`model.*`, `summarize.>`, `>`), but over any
+ * characters other than control characters, since effect keys are free-form.
+ */
+export function isValidCoordinationPattern(pattern: string): boolean {
+  if (pattern.length === 0 || pattern.length > 400) return false;
+  for (let i = 0; i < pattern.length; i++) if (pattern.charCodeAt(i) < 0x20) return false;
+  const tokens = pattern.split(".");
+  return tokens.every((t, i) => t.length > 0 && (t !== ">" || i === tokens.length - 1));
 }

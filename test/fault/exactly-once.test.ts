@@ -57,7 +57,7 @@ let killing = false;
 async function outcomesStored(pid: number): Promise<boolean> {
   const runs = unconfirmed.get(pid) ?? new Set<string>();
   for (const run of [...runs]) {
-    const r = await api(baton.url, admin, "GET", `/v1/effects/${encodeURIComponent(`run:${run}`)}`).catch(() => undefined);
+    const r = await api(baton.url, admin, "GET", `/v1/effects/${encodeURIComponent(`run.${run}`)}`).catch(() => undefined);
     if (r?.status !== 200 || r.body.state !== "done") return false;
     runs.delete(run);
   }
@@ -78,7 +78,7 @@ function startWorker(): void {
 before(async () => {
   baton = await startBaton();
   admin = await token({ tenant: "acme", sub: "ops", admin: true });
-  workerToken = await token({ tenant: "acme", sub: "model-worker", publish: ["results"], subscribe: ["prompts"] });
+  workerToken = await token({ tenant: "acme", sub: "model-worker", publish: ["results"], subscribe: ["prompts"], coordinate: ["model.>", "run.>"] });
   model = createServer((req, res) => {
     let body = "";
     req.on("data", (c: Buffer) => (body += c.toString()));

@@ -4,7 +4,7 @@
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { api, startBaton, token, type BatonProcess } from "../support/start-baton.ts";
+import { api, startBaton, TEST_SECRET, token, type BatonProcess } from "../support/start-baton.ts";
 
 let baton: BatonProcess;
 let t: string;
@@ -157,5 +157,46 @@ describe("effects", () => {
     assert.equal(c.body.state, "claimed");
     assert.equal((await post("/v1/effects/e2/complete", { token: b.body.token, outcome: 1 })).body.error.code, "RESERVATION_NOT_HELD", "the stale holder is fenced off");
     assert.equal((await api(baton.url, t, "GET", "/v1/effects/never")).body.error.code, "EFFECT_NOT_FOUND");
+  });
+});
+
+describe("who may use slots and effects", () => {
+  test("only tokens whose `coordinate` claim matches the resource or key (or admins); others get FORBIDDEN and change nothing", async () => {
+    const browser = await token({ tenant: "acme", sub: "user-7", publish: ["room.>"], subscribe: ["room.>"] });
+    const worker = await token({ tenant: "acme", sub: "worker", coordinate: ["gpu.*", "summarize.>"] });
+    const as = (jwt: string, method: string, path: string, body?: unknown) => api(baton.url, jwt, method, path, body);
+
+    // A token without the claim: no slots, no effects, and no reading an effect's stored outcome.
+    const done = await post("/v1/effects/summarize.evt_9/begin", {});
+    await post("/v1/effects/summarize.evt_9/complete", { token: done.body.token, outcome: { secret: "model output" } });
+    for (const [method, path, body] of [
+      ["POST", "/v1/slots/gpu.a100/reserve", { limit: 1 }],
+      ["GET", "/v1/slots/gpu.a100", undefined],
+      ["POST", "/v1/effects/summarize.evt_10/begin", {}],
+      ["GET", "/v1/effects/summarize.evt_9", undefined],
+    ] as const) {
+      const r = await as(browser, method, path, body);
+      assert.deepEqual([r.status, r.body.error?.code], [403, "FORBIDDEN"], `${method} ${path}`);
+    }
+    assert.deepEqual((await api(baton.url, t, "GET", "/v1/slots/gpu.a100")).body.held, [], "the refused reserve holds nothing");
+    assert.equal((await api(baton.url, t, "GET", "/v1/effects/summarize.evt_10")).body.error.code, "EFFECT_NOT_FOUND", "the refused begin claimed nothing");
+
+    // A scoped token: what its patterns match, and nothing else.
+    const slot = await as(worker, "POST", "/v1/slots/gpu.a100/reserve", { limit: 1 });
+    assert.equal(slot.status, 200);
+    assert.equal((await as(worker, "POST", "/v1/slots/gpu.a100/release", { token: slot.body.token })).status, 200);
+    assert.equal((await as(worker, "POST", "/v1/slots/gpu.a100.x/reserve", { limit: 1 })).body.error.code, "FORBIDDEN", "* is one token");
+    assert.equal((await as(worker, "POST", "/v1/slots/model-a/reserve", { limit: 1 })).body.error.code, "FORBIDDEN");
+    assert.deepEqual((await as(worker, "GET", "/v1/effects/summarize.evt_9")).body.outcome, { secret: "model output" });
+    assert.equal((await as(worker, "POST", "/v1/effects/translate.evt_9/begin", {})).body.error.code, "FORBIDDEN");
+  });
+
+  test("a token whose `coordinate` claim is not a list of patterns is rejected", async () => {
+    const { SignJWT } = await import("jose");
+    for (const coordinate of ["gpu.*", ["a.>.b"], [""], [7]]) {
+      const jwt = await new SignJWT({ tenant: "acme", coordinate }).setProtectedHeader({ alg: "HS256" }).setSubject("w").sign(new TextEncoder().encode(TEST_SECRET));
+      const r = await api(baton.url, jwt, "GET", "/v1/slots/gpu.a100");
+      assert.deepEqual([r.status, r.body.error.code], [401, "TOKEN_INVALID"], JSON.stringify(coordinate));
+    }
   });
 });

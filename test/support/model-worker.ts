@@ -31,9 +31,9 @@ worker.consume<{ prompt: string }>(env("GROUP"), async (d, ctx) => {
 }, { maxInFlight: 2 });
 
 async function run(d: Delivery<{ prompt: string }>, ctx: HandlerContext): Promise<void> {
-  const slot = await ctx.reserve("model:fake", { limit: Number(env("SLOT_LIMIT")), leaseMs: lease, waitMs: 120_000 });
+  const slot = await ctx.reserve("model.fake", { limit: Number(env("SLOT_LIMIT")), leaseMs: lease, waitMs: 120_000 });
   await ctx.ack({ slot });
-  const answer = await worker.effect(`run:${d.origin.id}`, async () => {
+  const answer = await worker.effect(`run.${d.origin.id}`, async () => {
     const res = await fetch(modelUrl, { method: "POST", headers: { "content-type": "application/json", "x-worker-pid": String(process.pid) }, body: JSON.stringify({ run: d.origin.id, prompt: d.event.data.prompt }) });
     if (!res.ok) throw new Error(`model answered ${res.status}`);
     return (await res.json()) as { text: string };

@@ -11,7 +11,7 @@ test("a minted token verifies to its principal", async () => {
   const now = 1_700_000_000_000;
   const jwt = await mintToken(SECRET, { tenant: "acme", sub: "u1", publish: ["room.*"], subscribe: ["room.>"], admin: true }, 60_000, now);
   const p = await new TokenVerifier({ secret: SECRET, now: () => now }).verify(jwt);
-  assert.deepEqual(p, { tenant: "acme", subject: "u1", publish: ["room.*"], subscribe: ["room.>"], admin: true, channels: [], expiresAt: now + 60_000 });
+  assert.deepEqual(p, { tenant: "acme", subject: "u1", publish: ["room.*"], subscribe: ["room.>"], admin: true, channels: [], coordinate: [], expiresAt: now + 60_000 });
   assert.ok(can(p, "publish", "room.1"));
   assert.ok(!can(p, "publish", "room.1.x"));
   assert.ok(can(p, "subscribe", "room.1.x"));

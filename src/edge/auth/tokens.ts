@@ -3,13 +3,14 @@
  * JWT verification and (for development) minting, with `jose`.
  *
  * Claims: `tenant` (string), `sub` (string), `publish` and `subscribe` (topic patterns),
- * `channels` (topics subscribed server-side at connect), `admin` (boolean), `exp`. Tokens are verified with the HS256 secret or, when configured, with
+ * `channels` (topics subscribed server-side at connect), `admin` (boolean), `coordinate` (slot
+ * resource / effect key patterns), `exp`. Tokens are verified with the HS256 secret or, when configured, with
  * the keys of a JWKS. Verified tokens are cached until their expiry so a hot publisher does not
  * pay a signature check per request.
  */
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from "jose";
 import { BatonError } from "../../errors/baton-error.ts";
-import { isValidPattern, isValidTenant, isValidTopicName } from "../../streams/names.ts";
+import { isValidCoordinationPattern, isValidPattern, isValidTenant, isValidTopicName } from "../../streams/names.ts";
 import type { Principal } from "./principal.ts";
 
 export interface TokenClaims {
@@ -19,6 +20,7 @@ export interface TokenClaims {
   readonly subscribe?: readonly string[];
   readonly admin?: boolean;
   readonly channels?: readonly string[];
+  readonly coordinate?: readonly string[];
 }
 
 export interface VerifierOptions {
@@ -129,19 +131,30 @@ export function principalFromClaims(payload: JWTPayload): Principal {
     subscribe: patterns(payload, "subscribe"),
     admin: admin === true,
     channels,
+    coordinate: coordinationPatterns(payload),
     expiresAt: payload.exp === undefined ? undefined : payload.exp * 1000,
   };
 }
 
+function coordinationPatterns(payload: JWTPayload): string[] {
+  const value = payload["coordinate"];
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || !value.every((p): p is string => typeof p === "string" && isValidCoordinationPattern(p))) {
+    throw new BatonError("TOKEN_INVALID", 'claim "coordinate" must be an array of slot resource / effect key patterns');
+  }
+  return value;
+}
+
 /** Mints an HS256 token (development and tests). `ttlMs` 0 = no expiry. */
 export async function mintToken(secret: string, claims: TokenClaims, ttlMs: number, now = Date.now()): Promise<string> {
-  principalFromClaims({ ...claims, publish: [...(claims.publish ?? [])], subscribe: [...(claims.subscribe ?? [])], channels: [...(claims.channels ?? [])] });
+  principalFromClaims({ ...claims, publish: [...(claims.publish ?? [])], subscribe: [...(claims.subscribe ?? [])], channels: [...(claims.channels ?? [])], coordinate: [...(claims.coordinate ?? [])] });
   const jwt = new SignJWT({
     tenant: claims.tenant,
     ...(claims.publish?.length ? { publish: [...claims.publish] } : {}),
     ...(claims.subscribe?.length ? { subscribe: [...claims.subscribe] } : {}),
     ...(claims.admin ? { admin: true } : {}),
     ...(claims.channels?.length ? { channels: [...claims.channels] } : {}),
+    ...(claims.coordinate?.length ? { coordinate: [...claims.coordinate] } : {}),
   })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(claims.sub)
