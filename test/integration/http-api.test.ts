@@ -279,4 +279,13 @@ describe("operations", () => {
     assert.match(text, /baton_streams_appended_events_total \d+/);
     assert.match(text, /baton_http_requests_total\{route="\/v1\/topics\/:topic\/events",status="201"\}/);
   });
+
+  test("error answers are counted per tenant once the token is verified, and under an empty tenant before", async () => {
+    const reader = await token({ tenant: "metrics-t", publish: [] });
+    assert.equal((await api(baton.url, reader, "POST", "/v1/topics/m.1/events", { data: 1 })).status, 403);
+    assert.equal((await api(baton.url, "not-a-jwt", "POST", "/v1/topics/m.1/events", { data: 1 })).status, 401);
+    const text = await (await fetch(`${baton.url}/metrics`)).text();
+    assert.match(text, /baton_http_errors_total\{tenant="metrics-t",code="FORBIDDEN"\} 1/);
+    assert.match(text, /baton_http_errors_total\{tenant="",code="TOKEN_INVALID"\} [1-9]/);
+  });
 });

@@ -11,6 +11,7 @@ import { drainNode, healthz, metrics, readyz } from "./handlers/health.ts";
 import { serveAsset } from "./handlers/demo.ts";
 import { coordinationOperation, EFFECT_OPS, getEffect, listSlots, SLOT_OPS } from "./handlers/coordination.ts";
 import { createGroup, deleteGroup, describeGroup, groupOperation, listDeadLetters, listGroups, purgeDeadLetters, showDeadLetter } from "./handlers/groups.ts";
+import { requestTenant } from "./auth.ts";
 import { sendError, toBatonError } from "./respond.ts";
 import { Router, type RequestContext } from "./router.ts";
 import type { HttpServices } from "./services.ts";
@@ -94,15 +95,15 @@ export function createHttpApi(s: HttpServices): (req: IncomingMessage, res: Serv
     try {
       result = match.handler(ctx);
     } catch (err) {
-      answerError(res, match.route, toBatonError(err));
+      answerError(res, match.route, toBatonError(err), {}, req);
       return;
     }
-    if (result instanceof Promise) result.catch((err: unknown) => answerError(res, match.route, toBatonError(err)));
+    if (result instanceof Promise) result.catch((err: unknown) => answerError(res, match.route, toBatonError(err), {}, req));
   };
 
-  function answerError(res: ServerResponse, route: string, error: BatonError, headers: Record<string, string> = {}): void {
+  function answerError(res: ServerResponse, route: string, error: BatonError, headers: Record<string, string> = {}, req?: IncomingMessage): void {
     if (error.code === "INTERNAL") s.logger.error({ err: error.cause, route }, "internal error");
-    s.metrics.httpErrors.inc({ tenant: "", code: error.code });
+    s.metrics.httpErrors.inc({ tenant: req === undefined ? "" : requestTenant(req), code: error.code });
     // After a refused body the rest of it may still be arriving: do not reuse the connection.
     const close: Record<string, string> = error.code === "PAYLOAD_TOO_LARGE" ? { connection: "close" } : {};
     if (route === "") countRequest("unmatched", error.status);
