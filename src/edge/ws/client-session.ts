@@ -149,10 +149,13 @@ export class ClientSession {
       else throw err;
       return;
     }
-    // Settlements (acks and their kin) cost an eighth of a command: a worker settles every
-    // delivery, and they are bounded by what the server handed it anyway.
+    // Settlements (acks and their kin, slot and effect calls) are paid for by the deliveries
+    // this socket was handed (SocketGroups.spendCredit); beyond that credit they cost an eighth.
     let cost = 0;
-    for (const line of lines) cost += line.kind === "command" && isSettlement(line.command) ? 0.125 : 1;
+    for (const line of lines) {
+      if (line.kind !== "command" || !isSettlement(line.command)) cost += 1;
+      else if (!this.groups.spendCredit()) cost += 0.125;
+    }
     if (!this.spend(cost)) {
       this.close(CloseCodes.TOO_MANY_REQUESTS);
       return;

@@ -48,6 +48,10 @@ export function rpcError(err: BatonError): { error: number; message: string; tem
   }
 }
 
+/** Enough for ack, a few lease extensions, reserve, finalize and an effect's begin and complete. */
+const CREDIT_PER_DELIVERY = 8;
+const MAX_CREDIT = 100_000;
+
 export class SocketGroups {
   private readonly members = new Map<string, () => void>();
   private readonly commands: GroupCommands;
@@ -55,6 +59,8 @@ export class SocketGroups {
   private readonly sessionId: string;
   private readonly push: (data: Json) => void;
   private disposed = false;
+  /** Commands this socket may still send free of its rate limit, earned by deliveries (see spendCredit). */
+  private credit = 0;
 
   /** `push` sends a `message` push to this socket (never dropped: bounded by maxInFlight). */
   constructor(commands: GroupCommands, coordination: CoordinationCommands, sessionId: string, push: (data: Json) => void) {
@@ -62,6 +68,19 @@ export class SocketGroups {
     this.coordination = coordination;
     this.sessionId = sessionId;
     this.push = push;
+  }
+
+  /**
+   * Takes one command's worth of credit. A worker's settlements and coordination calls follow
+   * the deliveries the server chose to hand it (bounded by its maxInFlight), so they are paid
+   * for by those deliveries, not by the socket's command rate, which is sized for browsers:
+   * a worker settling thousands of events a second is not throttled, and a client that was
+   * handed nothing still pays for every call.
+   */
+  spendCredit(): boolean {
+    if (this.credit < 1) return false;
+    this.credit -= 1;
+    return true;
   }
 
   async call(method: string, principal: Principal, data: unknown): Promise<RpcOutcome> {
@@ -154,7 +173,13 @@ export class SocketGroups {
 
   private async consume(principal: Principal, group: string, body: Record<string, unknown>): Promise<Json> {
     const id = `ws:${this.sessionId}:${group}`;
-    const sink = { id, deliver: (deliveries: Delivery[]) => this.push({ baton: "deliveries", group, deliveries: deliveries.map(deliveryJson) }) };
+    const sink = {
+      id,
+      deliver: (deliveries: Delivery[]) => {
+        this.credit = Math.min(this.credit + deliveries.length * CREDIT_PER_DELIVERY, MAX_CREDIT);
+        this.push({ baton: "deliveries", group, deliveries: deliveries.map(deliveryJson) });
+      },
+    };
     // Consuming again (e.g. after a reconnect the SDK re-sends it) only updates maxInFlight.
     this.members.get(group)?.();
     this.members.delete(group);
