@@ -48,8 +48,14 @@ export interface SlotHolding {
 
 export interface SlotsOptions {
   readonly now?: () => number;
-  /** Pause between sweeps for expired slots, ms. Default 500. */
+  /** Shortest pause between sweeps for expired slots, ms. Default 500. */
   readonly sweepIntervalMs?: number;
+  /**
+   * Longest pause between sweeps, ms. Default 5000. Between them a sweep runs when the earliest
+   * lease it saw (or one this node granted or extended since) ends, so a node does not scan
+   * every held slot twice a second; this bound catches slots taken on other nodes since.
+   */
+  readonly fullSweepIntervalMs?: number;
   readonly onError?: (err: unknown, what: string) => void;
 }
 
@@ -79,6 +85,11 @@ export class Slots {
   private readonly options: SlotsOptions;
   private readonly wakers = new Map<string, Set<() => void>>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** When the scheduled sweep runs (local clock); Infinity while one runs. */
+  private sweepAt = Infinity;
+  /** The earliest lease granted or extended here while a sweep ran. */
+  private pendingDeadline = Infinity;
+  private sweepTick: (() => void) | undefined;
   private stopped = false;
 
   constructor(state: StateStore, log: EventLog, options: SlotsOptions = {}) {
@@ -91,15 +102,17 @@ export class Slots {
   start(): void {
     const tick = (): void => {
       if (this.stopped) return;
+      this.sweepAt = Infinity;
       this.sweep().then(
-        () => this.schedule(tick),
+        (r) => this.schedule(r.earliest),
         (err: unknown) => {
           this.options.onError?.(err, "slot sweep");
-          this.schedule(tick);
+          this.schedule(this.now());
         },
       );
     };
-    this.schedule(tick);
+    this.sweepTick = tick;
+    this.schedule(this.now());
   }
 
   stop(): void {
@@ -108,8 +121,31 @@ export class Slots {
     for (const set of this.wakers.values()) for (const wake of set) wake();
   }
 
-  private schedule(tick: () => void): void {
-    this.sweepTimer = setTimeout(tick, this.options.sweepIntervalMs ?? 500);
+  /** Schedules the next sweep for `deadline`, kept within [min, full] sweep intervals from now. */
+  private schedule(deadline: number): void {
+    const now = this.now();
+    const at = Math.min(Math.max(deadline, now + (this.options.sweepIntervalMs ?? 500)), now + (this.options.fullSweepIntervalMs ?? 5000));
+    this.rearm(at);
+  }
+
+  /** A lease granted or extended here ends at `until`: sweep then if that is sooner. */
+  private expiresAt(until: number): void {
+    // Infinity = a sweep is running; it schedules the next from what it saw, plus this one.
+    if (this.sweepTick === undefined || this.stopped) return;
+    if (this.sweepAt === Infinity) {
+      this.pendingDeadline = Math.min(this.pendingDeadline, until);
+      return;
+    }
+    if (until < this.sweepAt) this.rearm(Math.max(until, this.now() + 10));
+  }
+
+  private rearm(at: number): void {
+    const tick = this.sweepTick;
+    if (tick === undefined) return;
+    clearTimeout(this.sweepTimer);
+    this.sweepAt = at;
+    // A few ms after the lease ends, so the sweep finds it expired.
+    this.sweepTimer = setTimeout(tick, Math.max(0, at - this.now()) + 5);
     this.sweepTimer.unref();
   }
 
@@ -142,6 +178,7 @@ export class Slots {
       const until = now + leaseMs;
       try {
         await this.state.put(key, { token, holder, until } as unknown as Json, { expectRevision: current?.revision ?? 0 });
+        this.expiresAt(until);
         return { token, resource, slot, expiresAt: until };
       } catch (err) {
         if (isBatonError(err) && err.code === "CONFLICT") continue;
@@ -188,6 +225,7 @@ export class Slots {
     const { key, record, revision } = await this.held(tenant, token);
     const until = this.now() + leaseMs;
     await this.cas(key, { ...record, until }, revision);
+    this.expiresAt(until);
     return until;
   }
 
@@ -233,16 +271,24 @@ export class Slots {
     return out;
   }
 
-  /** Frees expired slots; the work of an expired slot goes back to its group first. */
-  async sweep(): Promise<number> {
+  /**
+   * Frees expired slots; the work of an expired slot goes back to its group first. `earliest`
+   * is when the first lease still held (or granted here while this ran) ends.
+   */
+  async sweep(): Promise<{ freed: number; earliest: number }> {
     const now = this.now();
     let freed = 0;
+    let earliest = Infinity;
+    this.pendingDeadline = Infinity;
     let after: string | undefined;
     for (;;) {
       const page = await this.state.scan("slot/", { limit: 500, ...(after === undefined ? {} : { after }) });
       for (const e of page) {
         const r = e.value as unknown as SlotRecord;
-        if (r.until > now) continue;
+        if (r.until > now) {
+          earliest = Math.min(earliest, r.until);
+          continue;
+        }
         const [, tenant, resource] = e.key.split("/") as [string, string, string];
         if (r.work !== undefined) {
           const handed = await reinject(this.log, tenant, r.work.group, r.work, `reclaim:${r.token}`, DLQ_HEADERS.handbacks);
@@ -256,7 +302,7 @@ export class Slots {
           if (!(isBatonError(err) && err.code === "CONFLICT")) throw err;
         }
       }
-      if (page.length < 500) return freed;
+      if (page.length < 500) return { freed, earliest: Math.min(earliest, this.pendingDeadline) };
       after = page[page.length - 1]!.key;
     }
   }
