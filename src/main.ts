@@ -72,7 +72,7 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
   };
   // In a cluster each group runs on one leader node and the others reach it over the bus.
   const groups: GroupDirectory =
-    engine.bus === undefined ? new ConsumerGroups(groupDeps) : new ClusteredGroups({ ...groupDeps, bus: engine.bus, leaderTtlMs: config.groupLeaderTtlMs });
+    engine.bus === undefined ? new ConsumerGroups(groupDeps) : new ClusteredGroups({ ...groupDeps, bus: engine.bus, leaderTtlMs: config.groupLeaderTtlMs, rebalanceMs: config.groupRebalanceMs });
   try {
     await groups.start();
   } catch (err) {

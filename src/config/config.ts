@@ -23,6 +23,11 @@ export interface BatonConfig {
    * node crash its groups move to another node within about this time. BATON_GROUP_LEADER_TTL, default 5s.
    */
   readonly groupLeaderTtlMs: number;
+  /**
+   * Cluster mode: how often a node leading two or more groups above the least loaded node hands
+   * one over; 0 turns balancing off. BATON_GROUP_REBALANCE, default 5s.
+   */
+  readonly groupRebalanceMs: number;
   /** HS256 secret for tokens; generated into the data dir when unset. BATON_JWT_SECRET. */
   readonly jwtSecret: string | undefined;
   /** JWKS URL whose keys also verify tokens (RS256/ES256/EdDSA). BATON_JWKS_URL. */
@@ -116,6 +121,7 @@ export const SETTINGS: { [K in keyof BatonConfig]: Setting<K> } = {
   },
   natsReplicas: { env: "BATON_NATS_REPLICAS", fallback: "1", parse: int("natsReplicas", 1, 5) },
   groupLeaderTtlMs: { env: "BATON_GROUP_LEADER_TTL", fallback: "5s", parse: parseDuration },
+  groupRebalanceMs: { env: "BATON_GROUP_REBALANCE", fallback: "5s", parse: parseDuration },
   jwtSecret: { env: "BATON_JWT_SECRET", fallback: undefined, parse: optionalText },
   jwksUrl: { env: "BATON_JWKS_URL", fallback: undefined, parse: optionalText },
   maxBodyBytes: { env: "BATON_MAX_BODY_BYTES", fallback: "1MiB", parse: parseBytes },

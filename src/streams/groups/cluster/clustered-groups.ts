@@ -13,6 +13,12 @@
  * Nothing a follower holds is needed by anyone else. When a leader dies its lease runs out,
  * another node loads the group's progress from the StateStore and leads; deliveries that were
  * in flight come back after their leases, as after a restart of a single node.
+ *
+ * Leadership is balanced: every node announces how many groups it leads with its heartbeats, a
+ * node leading at least two more than the least loaded one hands one group over per round
+ * (stopping it and saving its in-flight deliveries first, as on shutdown, so their acks still
+ * count at the next leader), and a node at or above its fair share leaves free leases to the
+ * nodes below it for a ttl. So groups spread over the nodes again after a restart or a scale-out.
  */
 import { BatonError, isBatonError } from "../../../errors/baton-error.ts";
 import type { EventLog, NodeBus, StateStore } from "../../../engine/engine.ts";
@@ -40,6 +46,14 @@ export interface ClusterDeps extends GroupDeps {
   readonly bus: NodeBus;
   /** How long a group's leader lease lasts without renewal, ms (failover time after a crash). */
   readonly leaderTtlMs: number;
+  /** How often a node over its share hands one group to a less loaded node, ms; 0 = never. */
+  readonly rebalanceMs?: number;
+}
+
+/** A node's load as it last announced it. */
+interface NodeLoad {
+  leading: number;
+  seen: number;
 }
 
 type Op =
@@ -63,7 +77,7 @@ interface NodeDelivery {
   readonly deliveries: Delivery[];
 }
 
-type Announcement = { kind: "leader"; id: string; node: string } | { kind: "gone"; id: string };
+type Announcement = { kind: "leader"; id: string; node: string } | { kind: "gone"; id: string } | { kind: "load"; node: string; leading: number };
 
 interface RemoteMember {
   readonly node: string;
@@ -103,6 +117,10 @@ export class ClusteredGroups implements GroupDirectory {
   /** Groups being reset or deleted here: one change at a time. */
   private readonly changing = new Set<string>();
   private readonly leadership: GroupLeadership;
+  /** Other nodes' announced loads. */
+  private readonly loads = new Map<string, NodeLoad>();
+  /** Groups this node handed over, until when it leaves them to the others. */
+  private readonly yielded = new Map<string, number>();
   private readonly stops: (() => void)[] = [];
   private closed = false;
 
@@ -120,6 +138,7 @@ export class ClusteredGroups implements GroupDirectory {
       onGain: (id) => this.lead(id),
       onLose: (id) => this.follow(id),
       onError: (err, what) => this.onError(err, what),
+      deferFree: (id) => this.deferFree(id),
     });
   }
 
@@ -150,7 +169,10 @@ export class ClusteredGroups implements GroupDirectory {
     every(HEARTBEAT_MS, () => {
       for (const id of this.local.keys()) this.heartbeat(id);
       this.expireRemoteMembers();
+      this.bus.send(["groups"], { kind: "load", node: this.nodeId, leading: this.runtimes.size } satisfies Announcement);
     });
+    const rebalanceMs = this.deps.rebalanceMs ?? 5000;
+    if (rebalanceMs > 0) every(rebalanceMs, () => this.rebalance());
   }
 
   async close(): Promise<void> {
@@ -507,6 +529,10 @@ export class ClusteredGroups implements GroupDirectory {
   }
 
   private onAnnouncement(m: Announcement): void {
+    if (m.kind === "load") {
+      if (m.node !== this.nodeId) this.loads.set(m.node, { leading: m.leading, seen: this.now() });
+      return;
+    }
     if (m.kind === "gone") {
       if (this.configs.has(m.id) && !this.runtimes.has(m.id)) this.forget(m.id);
       return;
@@ -516,6 +542,59 @@ export class ClusteredGroups implements GroupDirectory {
 
   private onError(err: unknown, what: string): void {
     this.deps.onError?.(err, what);
+  }
+
+  // ---- balance ------------------------------------------------------------------------------
+
+  /** Live nodes' loads, this one included; a node silent for MEMBER_TIMEOUT_MS is gone. */
+  private liveLoads(): { mine: number; others: number[] } {
+    const cutoff = this.now() - MEMBER_TIMEOUT_MS;
+    const others: number[] = [];
+    for (const [node, load] of this.loads) {
+      if (load.seen < cutoff) this.loads.delete(node);
+      else others.push(load.leading);
+    }
+    return { mine: this.runtimes.size, others };
+  }
+
+  private fairShare(mine: number, others: readonly number[]): number {
+    return Math.ceil(others.reduce((a, b) => a + b, mine) / (others.length + 1));
+  }
+
+  private deferFree(id: string): boolean {
+    const until = this.yielded.get(id);
+    if (until !== undefined) {
+      if (until > this.now()) return true;
+      this.yielded.delete(id);
+    }
+    const { mine, others } = this.liveLoads();
+    const fair = this.fairShare(mine + 1, others);
+    return mine >= fair && others.some((n) => n < fair);
+  }
+
+  /** Hands one group to the other nodes when this node leads two or more above the least loaded. */
+  private async rebalance(): Promise<void> {
+    const { mine, others } = this.liveLoads();
+    if (others.length === 0 || this.closed) return;
+    if (mine <= this.fairShare(mine, others) || mine - Math.min(...others) < 2) return;
+    const id = [...this.runtimes.keys()].find((g) => !this.changing.has(g));
+    if (id === undefined) return;
+    const runtime = this.runtimes.get(id)!;
+    this.lock(id);
+    try {
+      // Left to the others for a few ttls; after that this node may take it again like any other.
+      this.yielded.set(id, this.now() + 3 * this.deps.leaderTtlMs);
+      this.runtimes.delete(id);
+      this.serving.get(id)?.();
+      this.serving.delete(id);
+      this.remote.delete(id);
+      runtime.stop();
+      // As on shutdown: the next leader honours these deliveries' acks instead of redelivering.
+      await runtime.recordInFlight();
+      await this.leadership.giveUp(id);
+    } finally {
+      this.changing.delete(id);
+    }
   }
 }
 

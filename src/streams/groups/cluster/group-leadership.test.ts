@@ -23,7 +23,7 @@ async function withStore(fn: (engine: EmbeddedEngine, nodes: GroupLeadership[]) 
   }
 }
 
-function node(engine: EmbeddedEngine, nodes: GroupLeadership[], nodeId: string, ttlMs: number, events: string[], hung = { writes: false }): GroupLeadership {
+function node(engine: EmbeddedEngine, nodes: GroupLeadership[], nodeId: string, ttlMs: number, events: string[], hung = { writes: false }, deferFree?: () => boolean): GroupLeadership {
   const state = engine.state;
   const n = new GroupLeadership({
     // A hung node: its writes never complete (a stalled disk or a partition from the store).
@@ -38,6 +38,7 @@ function node(engine: EmbeddedEngine, nodes: GroupLeadership[], nodeId: string, 
     onGain: async (id) => void events.push(`${nodeId} gains ${id}`),
     onLose: (id) => void events.push(`${nodeId} loses ${id}`),
     onError: () => undefined,
+    ...(deferFree === undefined ? {} : { deferFree }),
   });
   nodes.push(n);
   return n;
@@ -111,5 +112,32 @@ test("claim refuses a lease someone holds, and gives it back when preparing fail
     assert.equal(await engine.state.get(leaseKey("acme/h")), undefined, "the failed claim left no lease behind");
     assert.deepEqual(events, ["a gains acme/g"]);
     await Promise.all([a.close(), b.close()]);
+  });
+});
+
+test("giveUp hands the lease to a node that does not defer; a deferring node takes a free lease only after a ttl", async () => {
+  await withStore(async (engine, nodes) => {
+    const events: string[] = [];
+    const defer = { a: true };
+    const a = node(engine, nodes, "a", 600, events, undefined, () => defer.a);
+    const b = node(engine, nodes, "b", 600, events);
+    await a.claim("acme/g", async () => undefined);
+    b.track("acme/g");
+    a.start();
+    b.start();
+    await a.giveUp("acme/g");
+    assert.equal(a.isLeader("acme/g"), false);
+    for (let i = 0; i < 100 && !b.isLeader("acme/g"); i++) await sleep(20);
+    assert.deepEqual(events, ["a gains acme/g", "a loses acme/g", "b gains acme/g"], "b took it over, a did not take it back");
+    assert.deepEqual([...a.tracked()], ["acme/g"], "a still contends for it");
+
+    // b goes away; the free lease is left to others by a for a ttl, then a takes it anyway.
+    await b.close();
+    // Half a ttl after the lease became free, a (which defers) has not taken it yet.
+    await sleep(300);
+    assert.equal(a.isLeader("acme/g"), false, "a left the free lease to the others for a ttl");
+    for (let i = 0; i < 200 && !a.isLeader("acme/g"); i++) await sleep(20);
+    assert.equal(a.isLeader("acme/g"), true, "a group is never left without a leader");
+    assertOneAtATime(events);
   });
 });

@@ -24,6 +24,11 @@ export interface LeadershipOptions {
   /** This node no longer leads `id` (lost or given up): stop at once. */
   readonly onLose: (id: string) => void;
   readonly onError: (err: unknown, what: string) => void;
+  /**
+   * Whether this node should leave a free lease (no record) to the others for now: it takes it
+   * only once it has stayed free for a ttl on this node's clock, so a group always ends up led.
+   */
+  readonly deferFree?: (id: string) => boolean;
 }
 
 interface Lease {
@@ -151,6 +156,26 @@ export class GroupLeadership {
     }
   }
 
+  /**
+   * Gives up leading `id` (to balance load) but keeps contending for it: the record is deleted
+   * so another node takes it at its next check. The caller has already stopped and saved what
+   * it ran; onLose is called as for any end of leadership.
+   */
+  async giveUp(id: string): Promise<void> {
+    const lease = this.leases.get(id);
+    if (lease === undefined || !lease.leading) return;
+    const revision = lease.revision;
+    this.lose(id, lease);
+    lease.revision = -1;
+    lease.seenAt = this.now();
+    try {
+      await this.o.state.delete(leaseKey(id), { expectRevision: revision });
+    } catch (err) {
+      // A renewal raced it: the record stays ours but unrenewed, and the others take it after a ttl.
+      if (!(isBatonError(err) && err.code === "CONFLICT")) this.o.onError(err, `hand-off of group lease ${id}`);
+    }
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
@@ -200,6 +225,16 @@ export class GroupLeadership {
     const now = this.now();
     if (!this.leases.has(id)) return;
     if (entry === undefined) {
+      if (this.o.deferFree?.(id) === true) {
+        // Seen free for a whole ttl: nobody better placed took it, so this node does.
+        if (lease.revision !== 0) {
+          lease.revision = 0;
+          lease.seenAt = now;
+          lease.holder = undefined;
+          return;
+        }
+        if (now - lease.seenAt < this.o.ttlMs) return;
+      }
       await this.acquire(id, lease, 0);
       return;
     }
