@@ -29,7 +29,7 @@ import {
   type Command,
   unsubscribePush,
 } from "./protocol.ts";
-import { ephemeralPublicationJson, publicationJson } from "./publications.ts";
+import { ephemeralPublicationFrame, ephemeralPublicationJson, publicationJson } from "./publications.ts";
 import { SOCKET_RPC_METHODS, SocketGroups } from "./socket-groups.ts";
 import type { GroupCommands } from "../groups/group-commands.ts";
 import type { CoordinationCommands } from "../groups/coordination-commands.ts";
@@ -488,7 +488,7 @@ export class ClientSession {
   }
 
   private deliverEphemeral(channel: string, event: EphemeralEvent): void {
-    this.write(pubPush(channel, ephemeralPublicationJson(event)), true);
+    this.write(channel === event.topic ? ephemeralPublicationFrame(event) : pubPush(channel, ephemeralPublicationJson(event)), true);
   }
 
   /**

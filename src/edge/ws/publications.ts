@@ -58,6 +58,16 @@ export function publicationFrame(e: StoredEvent): Buffer {
   return frame;
 }
 
+/** The `pub` push frame of an ephemeral event on its own topic, shared by every socket as `publicationFrame`. */
+export function ephemeralPublicationFrame(e: EphemeralEvent): Buffer {
+  let frame = frames.get(e);
+  if (frame === undefined) {
+    frame = Buffer.from(`{"push":{"channel":${JSON.stringify(e.topic)},"pub":${ephemeralPublicationJson(e)}}}`);
+    frames.set(e, frame);
+  }
+  return frame;
+}
+
 /** An ephemeral event: no offset, so the client's stream position does not move. */
 export function ephemeralPublicationJson(e: EphemeralEvent): string {
   let json = cache.get(e);
