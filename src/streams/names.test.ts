@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { isValidPattern, isValidTopicName, isValidTenant, matchesPattern, personalChannel } from "./names.ts";
+import { isValidCoordinationPattern, isValidPattern, isValidTopicName, isValidTenant, matchesPattern, matchesTokens, personalChannel } from "./names.ts";
 
 test("topic names accept dotted tokens and refuse wildcards, blanks and empty tokens", () => {
   for (const ok of ["orders", "room.42", "user:alice", "a.b-c_d.e@f=g+h"]) assert.ok(isValidTopicName(ok), ok);
@@ -49,4 +49,14 @@ test("personal channels are matched only by #*, > or their exact name", () => {
   assert.equal(personalChannel("auth0|5f7c"), "#auth0%7C5f7c");
   assert.equal(personalChannel("x".repeat(300)), undefined);
   assert.ok(!isValidTopicName("#alice"), "a personal channel is not a topic name for the topic API");
+});
+
+test("coordination patterns: the topic wildcards over free-form names, no control characters", () => {
+  for (const ok of ["gpu.*", "summarize.>", ">", "model:gpt-4o", "run/v2.*"]) assert.equal(isValidCoordinationPattern(ok), true, ok);
+  for (const bad of ["", "a.>.b", "a..b", "a\nb", "x".repeat(401)]) assert.equal(isValidCoordinationPattern(bad), false, JSON.stringify(bad));
+  assert.equal(matchesTokens("gpu.*", "gpu.a100"), true);
+  assert.equal(matchesTokens("gpu.*", "gpu.a100.x"), false);
+  assert.equal(matchesTokens("summarize.>", "summarize.evt_1/v2"), true);
+  assert.equal(matchesTokens("summarize.>", "summarize"), false);
+  assert.equal(matchesTokens(">", "#alice"), true, "no personal-channel rule outside topics");
 });
