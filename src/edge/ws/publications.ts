@@ -45,27 +45,27 @@ export function publicationJson(e: StoredEvent): string {
 
 const frames = new WeakMap<object, Buffer>();
 
-/**
- * The whole `pub` push frame of a durable event on its own topic, as UTF-8 bytes, built once and
- * written as-is to every subscribed socket (ws then skips encoding a string per socket).
- */
-export function publicationFrame(e: StoredEvent): Buffer {
+/** `{"push":{"channel":<topic>,"pub":<pubJson>}}` as UTF-8 bytes, built once per event. */
+function sharedFrame<E extends { readonly topic: string }>(e: E, pubJson: (e: E) => string): Buffer {
   let frame = frames.get(e);
   if (frame === undefined) {
-    frame = Buffer.from(`{"push":{"channel":${JSON.stringify(e.topic)},"pub":${publicationJson(e)}}}`);
+    frame = Buffer.from(`{"push":{"channel":${JSON.stringify(e.topic)},"pub":${pubJson(e)}}}`);
     frames.set(e, frame);
   }
   return frame;
 }
 
-/** The `pub` push frame of an ephemeral event on its own topic, shared by every socket as `publicationFrame`. */
+/**
+ * The whole `pub` push frame of a durable event on its own topic, as UTF-8 bytes, built once and
+ * written as-is to every subscribed socket (ws then skips encoding a string per socket).
+ */
+export function publicationFrame(e: StoredEvent): Buffer {
+  return sharedFrame(e, publicationJson);
+}
+
+/** The same for an ephemeral event. */
 export function ephemeralPublicationFrame(e: EphemeralEvent): Buffer {
-  let frame = frames.get(e);
-  if (frame === undefined) {
-    frame = Buffer.from(`{"push":{"channel":${JSON.stringify(e.topic)},"pub":${ephemeralPublicationJson(e)}}}`);
-    frames.set(e, frame);
-  }
-  return frame;
+  return sharedFrame(e, ephemeralPublicationJson);
 }
 
 /** An ephemeral event: no offset, so the client's stream position does not move. */
