@@ -93,14 +93,18 @@ interface ChannelSub {
   offEphemeral: () => void;
 }
 
-export class ClientSession {
+/**
+ * The session is also the sink of its durable subscriptions (`send`, `drained`, `closed`): one
+ * class for every socket keeps the per-delivery calls monomorphic.
+ */
+export class ClientSession implements SubscriptionSink {
   readonly id = randomUUID();
   private principal: Principal | undefined;
   private readonly subs = new Map<string, ChannelSub>();
   private chain: Promise<void> = Promise.resolve();
   /** Commands waiting in `chain`. */
   private queued = 0;
-  private closed = false;
+  private ended = false;
   private lastActivity = Date.now();
   private overSince = 0;
   /** Token bucket for inbound commands. */
@@ -112,7 +116,6 @@ export class ClientSession {
   private offMessages: (() => void) | undefined;
   private readonly transport: SessionTransport;
   private readonly s: SessionServices;
-  private readonly sink: SubscriptionSink;
   private readonly groups: SocketGroups;
 
   constructor(transport: SessionTransport, services: SessionServices) {
@@ -120,17 +123,19 @@ export class ClientSession {
     this.s = services;
     this.groups = new SocketGroups(services.groups, services.coordination, this.id, (data) => void this.write(messagePush(JSON.stringify(data))));
     this.allowance = this.burst();
-    const isClosed = (): boolean => this.closed;
-    this.sink = {
-      send: (frame) => this.write(frame),
-      drained: () => this.drained(),
-      get closed() {
-        return isClosed();
-      },
-    };
     this.connectTimer = setTimeout(() => {
       if (this.principal === undefined) this.close(CloseCodes.STALE);
     }, services.limits.connectTimeoutMs);
+  }
+
+  /** The transport is gone (SubscriptionSink). */
+  get closed(): boolean {
+    return this.ended;
+  }
+
+  /** A durable subscription's frame (SubscriptionSink): false when over the high-water mark. */
+  send(frame: string | Buffer): boolean {
+    return this.write(frame);
   }
 
   get tenant(): string | undefined {
@@ -139,7 +144,7 @@ export class ClientSession {
 
   /** One incoming frame. */
   receive(text: string): void {
-    if (this.closed) return;
+    if (this.ended) return;
     this.lastActivity = Date.now();
     let lines;
     try {
@@ -216,8 +221,8 @@ export class ClientSession {
 
   /** The transport is gone (closed by either side). */
   dispose(): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.ended) return;
+    this.ended = true;
     clearTimeout(this.connectTimer);
     clearTimeout(this.pingTimer);
     clearTimeout(this.expiryTimer);
@@ -231,7 +236,7 @@ export class ClientSession {
   }
 
   close(spec: CloseSpec): void {
-    if (this.closed) return;
+    if (this.ended) return;
     this.transport.close(spec);
     this.dispose();
   }
@@ -242,7 +247,7 @@ export class ClientSession {
   }
 
   private async handle(cmd: Command): Promise<void> {
-    if (this.closed) return;
+    if (this.ended) return;
     if (cmd.method === "connect") {
       if (this.principal !== undefined) return this.close(CloseCodes.BAD_REQUEST);
       return this.connect(cmd);
@@ -276,7 +281,7 @@ export class ClientSession {
       if (isBatonError(err) && err.code === "TOKEN_EXPIRED") return this.replyError(cmd, ReplyCodes.TOKEN_EXPIRED, "token expired");
       return this.close(CloseCodes.INVALID_TOKEN);
     }
-    if (this.closed) return;
+    if (this.ended) return;
     this.principal = principal;
     clearTimeout(this.connectTimer);
     this.startLiveness();
@@ -289,7 +294,7 @@ export class ClientSession {
     const started: (() => void)[] = [];
     for (const channel of new Set(wanted)) {
       const opened = await this.openSubscription(principal, channel, typeof asked === "object" && asked !== null ? (asked[channel] ?? {}) : {}, true);
-      if (this.closed) return;
+      if (this.ended) return;
       if (opened === undefined || "error" in opened) continue;
       subs[channel] = opened.publications.length === 0 ? opened.result : { ...opened.result, publications: opened.publications.map((e) => JSON.parse(publicationJson(e)) as unknown) };
       started.push(opened.start);
@@ -376,13 +381,13 @@ export class ClientSession {
       if (first === undefined || first.epoch !== info.epoch || first.firstSeq > offset + 1) recoverable = false;
       else publications = events;
     }
-    if (this.closed || this.subs.has(channel)) return undefined;
+    if (this.ended || this.subs.has(channel)) return undefined;
     const flag = typeof p["flag"] === "number" ? p["flag"] : 0;
     if (recover && !recoverable && (flag & 2) !== 0) return { error: ReplyCodes.UNRECOVERABLE_POSITION, message: "unrecoverable position" };
     // Catch-up at start() reads the store from here, so events appended while this was being
     // prepared are not missed even though nothing listened yet.
     const startAt = recoverable ? offset : top;
-    const durable = new DurableSubscription(this.s.log, ref, channel, info.epoch, startAt, this.sink, () => this.lost(channel, serverSide));
+    const durable = new DurableSubscription(this.s.log, ref, channel, info.epoch, startAt, this, () => this.lost(channel, serverSide));
     if (publications.length > 0) durable.markSent(publications[publications.length - 1]!.seq);
     const sub: ChannelSub = { durable, offEphemeral: () => undefined };
     this.subs.set(channel, sub);
@@ -496,7 +501,7 @@ export class ClientSession {
    * frames (ephemeral traffic) are dropped instead of queued when over the mark.
    */
   private write(frame: string | Buffer, droppable = false): boolean {
-    if (this.closed || !this.transport.open) return false;
+    if (this.ended || !this.transport.open) return false;
     const over = this.transport.bufferedAmount >= this.s.limits.bufferHighBytes;
     if (over) {
       const now = Date.now();
@@ -516,11 +521,12 @@ export class ClientSession {
     return this.transport.bufferedAmount < this.s.limits.bufferHighBytes;
   }
 
-  private async drained(): Promise<void> {
+  /** Resolves once the buffer is below its low-water mark or the session is gone (SubscriptionSink). */
+  async drained(): Promise<void> {
     const low = this.s.limits.bufferHighBytes / 2;
     // A paused durable subscription writes nothing, so the slow clock starts here too.
     if (this.overSince === 0 && this.transport.bufferedAmount >= this.s.limits.bufferHighBytes) this.overSince = Date.now();
-    while (!this.closed && this.transport.bufferedAmount > low) {
+    while (!this.ended && this.transport.bufferedAmount > low) {
       await new Promise((r) => setTimeout(r, 10));
       if (this.overSince !== 0 && Date.now() - this.overSince > this.s.limits.slowTimeoutMs) this.close(CloseCodes.SLOW);
     }
@@ -548,7 +554,7 @@ export class ClientSession {
   private startLiveness(): void {
     const intervalMs = this.s.limits.pingIntervalS * 1000;
     const tick = (): void => {
-      if (this.closed) return;
+      if (this.ended) return;
       if (Date.now() - this.lastActivity > intervalMs + this.s.limits.pongTimeoutMs) return this.close(CloseCodes.NO_PONG);
       this.write("{}");
       this.pingTimer = setTimeout(tick, intervalMs);

@@ -5,8 +5,8 @@
  */
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
-import { WebSocketServer, type WebSocket } from "ws";
-import { ClientSession, type SessionServices } from "./client-session.ts";
+import { WebSocket, WebSocketServer } from "ws";
+import { ClientSession, type SessionServices, type SessionTransport } from "./client-session.ts";
 import { CloseCodes, type CloseSpec } from "./protocol.ts";
 
 export const WEBSOCKET_PATH = "/connection/websocket";
@@ -83,19 +83,7 @@ export class WsGateway {
       ws.close(CloseCodes.CONNECTION_LIMIT.code, CloseCodes.CONNECTION_LIMIT.reason);
       return;
     }
-    const session = new ClientSession(
-      {
-        send: (frame) => ws.send(frame, { binary: false }),
-        get bufferedAmount() {
-          return ws.bufferedAmount;
-        },
-        get open() {
-          return ws.readyState === ws.OPEN;
-        },
-        close: (spec) => ws.close(spec.code, spec.reason),
-      },
-      this.services,
-    );
+    const session = new ClientSession(new WsTransport(ws), this.services);
     this.sessions.add(session);
     ws.on("message", (data, isBinary) => {
       if (isBinary) session.close(CloseCodes.BAD_REQUEST);
@@ -108,5 +96,37 @@ export class WsGateway {
       session.dispose();
       this.sessions.delete(session);
     });
+  }
+}
+
+/** ws sends a Buffer as it is (no copy, no encoding); this marks it a text frame. */
+const TEXT_FRAME = { binary: false } as const;
+
+/**
+ * One socket as its session sees it. A class rather than an object literal with getters per
+ * socket: such literals each get their own hidden class, which made every load on the send path
+ * (`send`, `open`, `bufferedAmount`) megamorphic once there were many sockets.
+ */
+class WsTransport implements SessionTransport {
+  private readonly ws: WebSocket;
+
+  constructor(ws: WebSocket) {
+    this.ws = ws;
+  }
+
+  send(frame: string | Buffer): void {
+    this.ws.send(frame, TEXT_FRAME);
+  }
+
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  get open(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  close(spec: CloseSpec): void {
+    this.ws.close(spec.code, spec.reason);
   }
 }
