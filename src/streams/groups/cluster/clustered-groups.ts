@@ -584,11 +584,8 @@ export class ClusteredGroups implements GroupDirectory {
     try {
       // Left to the others for a few ttls; after that this node may take it again like any other.
       this.yielded.set(id, this.now() + 3 * this.deps.leaderTtlMs);
-      this.runtimes.delete(id);
-      this.serving.get(id)?.();
-      this.serving.delete(id);
-      this.remote.delete(id);
-      runtime.stop();
+      // Stops serving and running it here (giveUp's onLose then finds nothing left to stop).
+      this.follow(id);
       // As on shutdown: the next leader honours these deliveries' acks instead of redelivering.
       await runtime.recordInFlight();
       await this.leadership.giveUp(id);
