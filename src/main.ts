@@ -147,8 +147,8 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
       coordination,
       limits: {
         pingIntervalS: Math.max(1, Math.round(config.wsPingIntervalMs / 1000)),
-        pongTimeoutMs: 10_000,
-        connectTimeoutMs: 15_000,
+        pongTimeoutMs: config.wsPongTimeoutMs,
+        connectTimeoutMs: config.wsConnectTimeoutMs,
         maxSubscriptions: config.wsMaxSubscriptions,
         bufferHighBytes: config.wsBufferBytes,
         slowTimeoutMs: config.wsSlowTimeoutMs,

@@ -64,6 +64,10 @@ export interface BatonConfig {
   readonly wsSlowTimeoutMs: number;
   /** Grace after a socket's token expires before it is closed 3005. BATON_WS_EXPIRY_GRACE, default 25s. */
   readonly wsExpiryGraceMs: number;
+  /** A socket silent for the ping interval plus this is closed 3012. BATON_WS_PONG_TIMEOUT, default 10s. */
+  readonly wsPongTimeoutMs: number;
+  /** Time a new socket has to send a successful connect before it is closed 3502. BATON_WS_CONNECT_TIMEOUT, default 15s. */
+  readonly wsConnectTimeoutMs: number;
   /** Inbound commands per socket per second (bursts to twice that). BATON_WS_MAX_COMMANDS_PER_SECOND, default 200. */
   readonly wsMaxCommandsPerSecond: number;
   /** Bearer token for node operations (POST /admin/drain); unset = those routes are refused. BATON_OPERATOR_TOKEN. */
@@ -140,6 +144,8 @@ export const SETTINGS: { [K in keyof BatonConfig]: Setting<K> } = {
   wsBufferBytes: { env: "BATON_WS_BUFFER_BYTES", fallback: "1MiB", parse: parseBytes },
   wsSlowTimeoutMs: { env: "BATON_WS_SLOW_TIMEOUT", fallback: "10s", parse: parseDuration },
   wsExpiryGraceMs: { env: "BATON_WS_EXPIRY_GRACE", fallback: "25s", parse: parseDuration },
+  wsPongTimeoutMs: { env: "BATON_WS_PONG_TIMEOUT", fallback: "10s", parse: parseDuration },
+  wsConnectTimeoutMs: { env: "BATON_WS_CONNECT_TIMEOUT", fallback: "15s", parse: parseDuration },
   wsMaxCommandsPerSecond: { env: "BATON_WS_MAX_COMMANDS_PER_SECOND", fallback: "200", parse: int("wsMaxCommandsPerSecond", 1, 1_000_000) },
   operatorToken: { env: "BATON_OPERATOR_TOKEN", fallback: undefined, parse: optionalText },
   drainWindowMs: { env: "BATON_DRAIN_WINDOW", fallback: "5s", parse: parseDuration },

@@ -31,6 +31,7 @@ import {
 } from "./protocol.ts";
 import { ephemeralPublicationFrame, ephemeralPublicationJson, publicationJson } from "./publications.ts";
 import { SOCKET_RPC_METHODS, SocketGroups } from "./socket-groups.ts";
+import type { ClockClient, SessionClock } from "./session-clock.ts";
 import type { GroupCommands } from "../groups/group-commands.ts";
 import type { CoordinationCommands } from "../groups/coordination-commands.ts";
 
@@ -97,7 +98,7 @@ interface ChannelSub {
  * The session is also the sink of its durable subscriptions (`send`, `drained`, `closed`): one
  * class for every socket keeps the per-delivery calls monomorphic.
  */
-export class ClientSession implements SubscriptionSink {
+export class ClientSession implements SubscriptionSink, ClockClient {
   readonly id = randomUUID();
   private principal: Principal | undefined;
   private readonly subs = new Map<string, ChannelSub>();
@@ -110,22 +111,31 @@ export class ClientSession implements SubscriptionSink {
   /** Token bucket for inbound commands. */
   private allowance: number;
   private allowanceAt = Date.now();
-  private connectTimer: NodeJS.Timeout | undefined;
-  private pingTimer: NodeJS.Timeout | undefined;
-  private expiryTimer: NodeJS.Timeout | undefined;
+  /** Deadlines, epoch ms, all run by the gateway's shared clock (see onClock). */
+  private connectDeadline: number;
+  private nextPingAt = Infinity;
+  /** When the token's expiry plus grace has passed: the connection is closed 3005. */
+  private expiredAt = Infinity;
+  /** ClockClient: owned by the clock. */
+  clockSlot = 0;
   private offMessages: (() => void) | undefined;
   private readonly transport: SessionTransport;
   private readonly s: SessionServices;
-  private readonly groups: SocketGroups;
+  private readonly clock: SessionClock<ClientSession>;
+  /** Made on the first consumer-group or coordination call: most sockets are browsers. */
+  private socketGroups: SocketGroups | undefined;
 
-  constructor(transport: SessionTransport, services: SessionServices) {
+  constructor(transport: SessionTransport, services: SessionServices, clock: SessionClock<ClientSession>) {
     this.transport = transport;
     this.s = services;
-    this.groups = new SocketGroups(services.groups, services.coordination, this.id, (data) => void this.write(messagePush(JSON.stringify(data))));
+    this.clock = clock;
     this.allowance = this.burst();
-    this.connectTimer = setTimeout(() => {
-      if (this.principal === undefined) this.close(CloseCodes.STALE);
-    }, services.limits.connectTimeoutMs);
+    this.connectDeadline = Date.now() + services.limits.connectTimeoutMs;
+    clock.schedule(this, this.connectDeadline);
+  }
+
+  private get groups(): SocketGroups {
+    return (this.socketGroups ??= new SocketGroups(this.s.groups, this.s.coordination, this.id, (data) => void this.write(messagePush(JSON.stringify(data)))));
   }
 
   /** The transport is gone (SubscriptionSink). */
@@ -159,7 +169,7 @@ export class ClientSession implements SubscriptionSink {
     let cost = 0;
     for (const line of lines) {
       if (line.kind !== "command" || !isSettlement(line.command)) cost += 1;
-      else if (!this.groups.spendCredit()) cost += 0.125;
+      else if (this.socketGroups?.spendCredit() !== true) cost += 0.125;
     }
     if (!this.spend(cost)) {
       this.close(CloseCodes.TOO_MANY_REQUESTS);
@@ -223,11 +233,9 @@ export class ClientSession implements SubscriptionSink {
   dispose(): void {
     if (this.ended) return;
     this.ended = true;
-    clearTimeout(this.connectTimer);
-    clearTimeout(this.pingTimer);
-    clearTimeout(this.expiryTimer);
+    this.clock.cancel(this);
     this.offMessages?.();
-    this.groups.dispose();
+    this.socketGroups?.dispose();
     for (const sub of this.subs.values()) {
       sub.durable.close();
       sub.offEphemeral();
@@ -276,15 +284,14 @@ export class ClientSession implements SubscriptionSink {
     if (typeof token !== "string" || token === "") return this.close(CloseCodes.INVALID_TOKEN);
     let principal: Principal;
     try {
-      principal = await this.s.verifier.verify(token);
+      principal = await this.s.verifier.verify(token, { remember: false });
     } catch (err) {
       if (isBatonError(err) && err.code === "TOKEN_EXPIRED") return this.replyError(cmd, ReplyCodes.TOKEN_EXPIRED, "token expired");
       return this.close(CloseCodes.INVALID_TOKEN);
     }
     if (this.ended) return;
     this.principal = principal;
-    clearTimeout(this.connectTimer);
-    this.startLiveness();
+    this.nextPingAt = Date.now() + this.s.limits.pingIntervalS * 1000;
     this.armExpiry(principal);
     // Server-side subscriptions: the user's personal channel and the token's `channels`. The
     // client asks to recover them through connect.subs, keyed by channel.
@@ -319,7 +326,7 @@ export class ClientSession implements SubscriptionSink {
     let next: Principal;
     try {
       if (typeof token !== "string" || token === "") throw new BatonError("TOKEN_INVALID", "empty token");
-      next = await this.s.verifier.verify(token);
+      next = await this.s.verifier.verify(token, { remember: false });
     } catch (err) {
       if (isBatonError(err) && err.code === "TOKEN_EXPIRED") return this.replyError(cmd, ReplyCodes.TOKEN_EXPIRED, "token expired");
       return this.close(CloseCodes.INVALID_TOKEN);
@@ -542,24 +549,36 @@ export class ClientSession implements SubscriptionSink {
     return { expires: true, ttl: Math.max(1, Math.floor((principal.expiresAt - Date.now()) / 1000)) };
   }
 
+  /** (Re)sets the token's deadline: its expiry plus grace, after which the socket is closed 3005. */
   private armExpiry(principal: Principal): void {
-    clearTimeout(this.expiryTimer);
-    if (principal.expiresAt === undefined) return;
-    const delay = Math.max(0, principal.expiresAt - Date.now()) + this.s.limits.expiryGraceMs;
-    // setTimeout holds at most ~24.8 days: a longer-lived token re-arms when that passes.
-    const MAX_TIMER = 2 ** 31 - 1;
-    this.expiryTimer = setTimeout(() => (delay > MAX_TIMER ? this.armExpiry(principal) : this.close(CloseCodes.CONNECTION_EXPIRED)), Math.min(delay, MAX_TIMER));
+    this.expiredAt = principal.expiresAt === undefined ? Infinity : principal.expiresAt + this.s.limits.expiryGraceMs;
+    this.scheduleNext();
   }
 
-  private startLiveness(): void {
-    const intervalMs = this.s.limits.pingIntervalS * 1000;
-    const tick = (): void => {
-      if (this.ended) return;
-      if (Date.now() - this.lastActivity > intervalMs + this.s.limits.pongTimeoutMs) return this.close(CloseCodes.NO_PONG);
-      this.write("{}");
-      this.pingTimer = setTimeout(tick, intervalMs);
-    };
-    this.pingTimer = setTimeout(tick, intervalMs);
+  private scheduleNext(): void {
+    if (this.ended) return;
+    this.clock.schedule(this, this.principal === undefined ? this.connectDeadline : Math.min(this.nextPingAt, this.expiredAt));
+  }
+
+  /**
+   * ClockClient: one of this socket's deadlines has passed. Before connect: the connect timeout
+   * (3502 stale). After: token expiry (3005), and every ping interval a ping `{}`, or a close 3012
+   * when the client has sent nothing for an interval plus the pong timeout.
+   */
+  onClock(now: number): void {
+    if (this.ended) return;
+    if (this.principal === undefined) {
+      if (now >= this.connectDeadline) return this.close(CloseCodes.STALE);
+    } else {
+      if (now >= this.expiredAt) return this.close(CloseCodes.CONNECTION_EXPIRED);
+      if (now >= this.nextPingAt) {
+        const intervalMs = this.s.limits.pingIntervalS * 1000;
+        if (now - this.lastActivity > intervalMs + this.s.limits.pongTimeoutMs) return this.close(CloseCodes.NO_PONG);
+        this.write("{}");
+        this.nextPingAt = now + intervalMs;
+      }
+    }
+    this.scheduleNext();
   }
 }
 

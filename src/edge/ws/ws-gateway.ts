@@ -8,6 +8,7 @@ import type { Duplex } from "node:stream";
 import { WebSocket, WebSocketServer } from "ws";
 import { ClientSession, type SessionServices, type SessionTransport } from "./client-session.ts";
 import { CloseCodes, type CloseSpec } from "./protocol.ts";
+import { SessionClock } from "./session-clock.ts";
 
 export const WEBSOCKET_PATH = "/connection/websocket";
 
@@ -21,6 +22,8 @@ export interface GatewayOptions {
 export class WsGateway {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Set<ClientSession>();
+  /** Every session's connect, ping and expiry deadlines, on one timer. */
+  private readonly clock: SessionClock<ClientSession>;
   private accepting = true;
   private readonly services: SessionServices;
   private readonly options: GatewayOptions;
@@ -28,6 +31,7 @@ export class WsGateway {
   constructor(server: Server, services: SessionServices, options: GatewayOptions) {
     this.services = services;
     this.options = options;
+    this.clock = new SessionClock<ClientSession>({ onError: (err) => services.logger.error({ err }, "session deadline failed") });
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.maxMessageBytes,
@@ -83,7 +87,7 @@ export class WsGateway {
       ws.close(CloseCodes.CONNECTION_LIMIT.code, CloseCodes.CONNECTION_LIMIT.reason);
       return;
     }
-    const session = new ClientSession(new WsTransport(ws), this.services);
+    const session = new ClientSession(new WsTransport(ws), this.services, this.clock);
     this.sessions.add(session);
     ws.on("message", (data, isBinary) => {
       if (isBinary) session.close(CloseCodes.BAD_REQUEST);
