@@ -28,6 +28,22 @@ test("expiry is enforced, also for a token already in the cache", async () => {
   await assert.rejects(fresh.verify(jwt), (e: unknown) => isBatonError(e) && e.code === "TOKEN_EXPIRED");
 });
 
+test("remember: false answers from the cache but never adds to it or evicts from it", async () => {
+  const now = 1_700_000_000_000;
+  const verifier = new TokenVerifier({ secret: SECRET, now: () => now, cacheSize: 2 });
+  const [a, b, socket] = await Promise.all(["a", "b", "socket"].map((sub) => mintToken(SECRET, { tenant: "acme", sub }, 60_000, now)));
+  await verifier.verify(a!);
+  await verifier.verify(b!);
+  assert.equal(verifier.cached, 2);
+  assert.equal((await verifier.verify(socket!, { remember: false })).subject, "socket");
+  assert.equal(verifier.cached, 2, "not added, nothing evicted");
+  // A remembered token is still answered (from the cache) when asked with remember: false.
+  assert.equal((await verifier.verify(a!, { remember: false })).subject, "a");
+  await verifier.verify(socket!);
+  assert.equal(verifier.cached, 2, "remembered: the least recently used one made room");
+  await assert.rejects(verifier.verify(socket!.slice(0, -2), { remember: false }), (e: unknown) => isBatonError(e) && e.code === "TOKEN_INVALID");
+});
+
 test("tokens with bad claims are invalid", async () => {
   const verifier = new TokenVerifier({ secret: SECRET });
   const key = new TextEncoder().encode(SECRET);

@@ -49,8 +49,18 @@ export class TokenVerifier {
     this.now = options.now ?? Date.now;
   }
 
-  /** Verifies `token` and returns its principal; TOKEN_INVALID or TOKEN_EXPIRED otherwise. */
-  async verify(token: string): Promise<Principal> {
+  /** Tokens in the cache. */
+  get cached(): number {
+    return this.cache.size;
+  }
+
+  /**
+   * Verifies `token` and returns its principal; TOKEN_INVALID or TOKEN_EXPIRED otherwise.
+   * `remember: false` still answers from the cache but does not add to it: a socket verifies its
+   * token once per connect, so caching it would only hold memory for every connection and push
+   * out the tokens of HTTP clients, which do come back with every request.
+   */
+  async verify(token: string, options: { remember?: boolean } = {}): Promise<Principal> {
     const cached = this.cache.get(token);
     if (cached !== undefined) {
       if (cached.expiresAt === undefined || cached.expiresAt > this.now()) {
@@ -64,6 +74,7 @@ export class TokenVerifier {
     }
     const payload = await this.verifySignature(token);
     const principal = principalFromClaims(payload);
+    if (options.remember === false) return principal;
     if (this.cache.size >= this.cacheSize) {
       const oldest = this.cache.keys().next();
       if (oldest.done !== true) this.cache.delete(oldest.value);
