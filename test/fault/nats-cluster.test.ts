@@ -51,8 +51,18 @@ if (await requireNats("cluster mode under SIGKILL and rolling restarts")) {
       const subscribed = new Promise((r) => s.once("subscribed", r));
       sub.connect();
       s.subscribe();
-      await subscribed;
+      try {
+        await subscribed;
+        await runLoad(name, topic, disrupt, offsets, () => sub.state);
+      } finally {
+        // Also when an assertion failed: a client still reconnecting through a live balancer
+        // would keep this file's process from ever exiting.
+        sub.disconnect();
+        balancer.close();
+      }
+    }
 
+    async function runLoad(name: string, topic: string, disrupt: () => Promise<void>, offsets: number[], subState: () => string): Promise<void> {
       let running = true;
       const confirmed = new Set<number>();
       let next = 0;
@@ -71,6 +81,9 @@ if (await requireNats("cluster mode under SIGKILL and rolling restarts")) {
 
       const acked = new Set<number>();
       const uncertain = new Set<number>();
+      /** Per event, what happened to it, for the message of a failed wait. */
+      const history = new Map<number, string[]>();
+      const note = (n: number, what: string): void => void (history.get(n) ?? history.set(n, []).get(n)!).push(what);
       const violations: string[] = [];
       const consumer = async (c: number): Promise<void> => {
         for (let i = c; running; i++) {
@@ -83,13 +96,17 @@ if (await requireNats("cluster mode under SIGKILL and rolling restarts")) {
             await sleep(50);
             continue;
           }
-          for (const d of ds) if (acked.has(d.event.data.n)) violations.push(`event ${d.event.data.n} delivered again (attempt ${d.attempt}) after its ack was answered`);
+          for (const d of ds) {
+            note(d.event.data.n, `delivered attempt ${d.attempt} via node ${live(i).split(":").pop()}`);
+            if (acked.has(d.event.data.n)) violations.push(`event ${d.event.data.n} delivered again (attempt ${d.attempt}) after its ack was answered`);
+          }
           if (ds.length === 0) continue;
           try {
             const r = await api(live(i + 1), admin, "POST", `/v1/groups/${name}/ack`, { tokens: ds.map((d) => d.token) });
             if (r.status !== 200) throw new Error(String(r.status));
-            r.body.results.forEach((x: { ok: boolean }, j: number) => {
+            r.body.results.forEach((x: { ok: boolean; error?: { code: string } }, j: number) => {
               if (x.ok) acked.add(ds[j]!.event.data.n);
+              else note(ds[j]!.event.data.n, `ack refused: ${x.error?.code}`);
             });
           } catch {
             // Cut off by a dying node: applied or not, both are allowed.
@@ -107,7 +124,14 @@ if (await requireNats("cluster mode under SIGKILL and rolling restarts")) {
         await publisher;
         const settled = (): boolean => [...confirmed].every((n) => acked.has(n) || uncertain.has(n));
         running = true; // consumers keep going until the group has everything
-        await until(settled, 60_000, `every answered publish acked (${[...confirmed].filter((n) => !acked.has(n) && !uncertain.has(n)).length} left)`);
+        const left = (): number[] => [...confirmed].filter((n) => !acked.has(n) && !uncertain.has(n));
+        try {
+          await until(settled, 60_000, "every answered publish acked");
+        } catch (err) {
+          const group = await api(live(0), admin, "GET", `/v1/groups/${name}`).catch(() => undefined);
+          const detail = left().slice(0, 5).map((n) => `${n}: ${JSON.stringify(history.get(n) ?? ["never delivered"])}`);
+          throw new Error(`${(err as Error).message}: ${left().length} left; ${detail.join("; ")}; group ${JSON.stringify(group?.body)}`, { cause: err });
+        }
       } finally {
         running = false;
         await Promise.all(consumers);
@@ -123,12 +147,10 @@ if (await requireNats("cluster mode under SIGKILL and rolling restarts")) {
         from = page.body.next as number;
       }
       assert.deepEqual([...confirmed].filter((n) => !storedNs.has(n)), [], "every answered publish is stored");
-      await until(() => offsets.length >= lastSeq, 20_000, `the socket subscriber catching up (${offsets.length} of ${lastSeq}, state ${sub.state})`);
+      await until(() => offsets.length >= lastSeq, 20_000, `the socket subscriber catching up (${offsets.length} of ${lastSeq}, state ${subState()})`);
       assert.deepEqual(offsets, Array.from({ length: lastSeq }, (_, i) => i + 1), "socket: every offset once, in order");
       const group = await api(live(2), admin, "GET", `/v1/groups/${name}`);
       assert.deepEqual([group.body.lag, group.body.inFlight], [0, 0], `the group holds nothing open: ${JSON.stringify(group.body)}`);
-      sub.disconnect();
-      balancer.close();
     }
 
     test("SIGKILL the node leading the group under load: the group moves, nothing answered is lost or repeated", { timeout: 180_000 }, async () => {
