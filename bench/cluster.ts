@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { natsUnreachable, removeNatsPrefix } from "../test/support/nats.ts";
-import { freePort, removeDir, ROOT, startChild, tempDir, waitReady, type Child } from "./lib.ts";
+import { BATON_NODE_ARGS, freePort, removeDir, ROOT, startChild, tempDir, waitReady, type Child } from "./lib.ts";
 
 export interface ClusterOptions {
   /** How many Baton processes. The embedded engine allows one (a data dir has one owner). */
@@ -79,7 +79,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         const port = await freePort();
         const dataDir = tempDir("baton-cluster-");
         const child = startChild(
-          [...(options.nodeArgs ?? []), join(ROOT, "bin/baton.js"), "start", "--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir],
+          [...(options.nodeArgs ?? BATON_NODE_ARGS), join(ROOT, "bin/baton.js"), "start", "--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir],
           env,
         );
         const node: ClusterNode = { url: `http://127.0.0.1:${port}`, port, pid: child.proc.pid!, child, dataDir };

@@ -42,7 +42,7 @@ import { mintToken } from "../src/edge/auth/tokens.ts";
 import type { ConsumerCaseResult, ConsumerClientsConfig } from "./consumer-clients.ts";
 import { AOF_PEERS, BATON_NATS_NODES, PEERS, type PeerName } from "./consumer-peers.ts";
 import { clusterUnavailable, startCluster } from "./cluster.ts";
-import { fmt, freePort, guardRun, removeDir, ROOT, runJsonChild, startChild, tempDir, printTable, waitQuiet, waitReady } from "./lib.ts";
+import { BATON_NODE_ARGS, fmt, freePort, guardRun, removeDir, ROOT, runJsonChild, startChild, tempDir, printTable, waitQuiet, waitReady } from "./lib.ts";
 
 const num = (name: string, fallback: number): number => {
   const v = Number(process.env[name] ?? fallback);
@@ -211,7 +211,7 @@ async function runCase(peer: PeerName, failPct: number, token: string, runId: st
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const dataDir = tempDir("baton-consumers-");
-  const child = startChild([join(ROOT, "bin/baton.js"), "start", "--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir], {
+  const child = startChild([...BATON_NODE_ARGS, join(ROOT, "bin/baton.js"), "start", "--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir], {
     BATON_JWT_SECRET: SECRET,
     BATON_LOG_LEVEL: "warn",
     ...BATON_ENV,

@@ -26,7 +26,7 @@ import { mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, release } from "node:os";
 import { join } from "node:path";
 import type { FanoutClientsConfig, FanoutClientsResult, Phase, RampResult, ServerKind, SteadyResult, StormResult } from "./fanout-clients.ts";
-import { fmt, freePort, guardRun, removeDir, ROOT, startChild, tempDir, waitQuiet, waitReady, printTable, type Child } from "./lib.ts";
+import { BATON_NODE_ARGS, fmt, freePort, guardRun, removeDir, ROOT, startChild, tempDir, waitQuiet, waitReady, printTable, type Child } from "./lib.ts";
 
 const SIZES = (process.env["BENCH_FANOUT_SIZES"] ?? "1000,10000").split(",").map(Number);
 const STEP_S = Number(process.env["BENCH_FANOUT_STEP_S"] ?? 2);
@@ -64,7 +64,7 @@ async function startServer(server: Server, diagnostics: Diagnostics = "none"): P
       cpu: ["--cpu-prof", `--cpu-prof-dir=${PROF_DIR}`],
       heap: ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${PROF_DIR}`],
     }[diagnostics];
-    const child = startChild([...prof, join(ROOT, "bin/baton.js"), "start", "--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir], {
+    const child = startChild([...BATON_NODE_ARGS, ...prof, join(ROOT, "bin/baton.js"), "start", "--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir], {
       BATON_JWT_SECRET: SECRET,
       BATON_LOG_LEVEL: "warn",
     });

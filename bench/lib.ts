@@ -9,6 +9,12 @@ import { join, resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dirname, "..");
 
+/**
+ * BENCH_BATON_NODE_ARGS: extra Node flags for Baton's servers only, for A/B runs of V8 settings
+ * (e.g. "--max-semi-space-size=64" to measure without the launcher's default, bin/baton.js).
+ */
+export const BATON_NODE_ARGS: readonly string[] = (process.env["BENCH_BATON_NODE_ARGS"] ?? "").split(" ").filter((a) => a !== "");
+
 /** One event's `data`: a chat-like record of about 200 bytes of JSON. */
 export const EVENT_DATA = {
   tenantUser: "user_01HZX3K9Q2M4N7P8R5T6V1W0YZ",

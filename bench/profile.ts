@@ -8,7 +8,7 @@
 import { mkdirSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { mintToken } from "../src/edge/auth/tokens.ts";
-import { EVENT_DATA, freePort, killEverything, removeDir, ROOT, runJsonChild, startChild, tempDir, waitReady, type LoadResult } from "./lib.ts";
+import { BATON_NODE_ARGS, EVENT_DATA, freePort, killEverything, removeDir, ROOT, runJsonChild, startChild, tempDir, waitReady, type LoadResult } from "./lib.ts";
 import type { LoadConfig } from "./load.ts";
 
 const kind = process.argv[2] ?? "single";
@@ -22,7 +22,7 @@ const dataDir = tempDir("baton-prof-");
 const port = await freePort();
 const url = `http://127.0.0.1:${port}`;
 const server = startChild(
-  ["--cpu-prof", `--cpu-prof-dir=${PROF_DIR}`, join(ROOT, "bin/baton.js"), "start", "--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir],
+  [...BATON_NODE_ARGS, "--cpu-prof", `--cpu-prof-dir=${PROF_DIR}`, join(ROOT, "bin/baton.js"), "start", "--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir],
   { BATON_JWT_SECRET: SECRET, BATON_LOG_LEVEL: "warn" },
 );
 try {

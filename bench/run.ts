@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { mintToken } from "../src/edge/auth/tokens.ts";
 import type { InprocConfig } from "./inproc.ts";
 import {
+  BATON_NODE_ARGS,
   guardRun,
   EVENT_DATA,
   freePort,
@@ -62,7 +63,7 @@ async function withServer(kind: "bare" | "baton", fn: (url: string, pid: number 
   const child =
     dataDir === undefined
       ? startChild([join(ROOT, "bench/bare-server.ts"), String(port)])
-      : startChild([join(ROOT, "bin/baton.js"), "start", "--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir], {
+      : startChild([...BATON_NODE_ARGS, join(ROOT, "bin/baton.js"), "start", "--port", String(port), "--host", "127.0.0.1", "--data-dir", dataDir], {
           BATON_JWT_SECRET: SECRET,
           BATON_LOG_LEVEL: "warn",
         });
