@@ -246,6 +246,14 @@ export interface FanoutClientsResult {
   readonly serverRssBaseB: number;
   readonly serverRssIdleB: number;
   readonly rssPerConnectionB: number;
+  /** RSS with half the sockets connected and idle. */
+  readonly serverRssHalfB: number;
+  /**
+   * (RSS with all N idle − RSS with N/2 idle) ÷ (N/2): what one more connection costs, without
+   * what the process grows by once whatever the count (heap spaces sized up by the connect
+   * burst, compiled code, buffers), which `rssPerConnectionB` spreads over the N sockets.
+   */
+  readonly rssMarginalPerConnectionB: number;
   /** Sockets that did not receive the probe event sent after connecting. */
   readonly probeMissing: number;
   readonly phases: readonly (RampResult | SteadyResult | StormResult | PublishResult | IdleResult)[];
@@ -993,16 +1001,28 @@ async function main(): Promise<void> {
   const rssBase = serverRss();
 
   for (let i = 0; i < N; i++) clients.push(newClient(i));
+  // Half the sockets, then the other half, each connected, probed and idle for 2 s before the
+  // RSS is read: the difference is the marginal cost of a connection.
+  const half = Math.floor(N / 2);
+  const open = (c: Client): Promise<void> => (config.kind === "socketio" ? openIo(c) : openWs(c, false));
+  const probe = async (connected: number): Promise<number> => {
+    // One event must reach every connected socket before anything is measured.
+    const from = received;
+    expected = received + (await publisher.burst(1, false)) * connected;
+    await drain(10_000);
+    return connected - (received - from);
+  };
   const t0 = performance.now();
-  const connectFailures = await connectAll(clients, config.connectWindow, (c) => (config.kind === "socketio" ? openIo(c) : openWs(c, false)));
-  const connectS = (performance.now() - t0) / 1000;
+  let connectFailures = await connectAll(clients.slice(0, half), config.connectWindow, open);
+  let connectS = (performance.now() - t0) / 1000;
+  const halfMissing = await probe(half - connectFailures);
+  await sleep(2000);
+  const rssHalf = serverRss();
+  const t1 = performance.now();
+  connectFailures += await connectAll(clients.slice(half), config.connectWindow, open);
+  connectS += (performance.now() - t1) / 1000;
   log(`connected ${N - connectFailures}/${N} in ${connectS.toFixed(1)} s`);
-
-  // Probe: one event must reach every socket before anything is measured.
-  const probeFrom = received;
-  expected = received + (await publisher.burst(1, false)) * N;
-  await drain(10_000);
-  const probeMissing = N - (received - probeFrom);
+  const probeMissing = halfMissing + (await probe(N - connectFailures));
   await sleep(2000);
   const rssIdle = serverRss();
   log(`probe missing ${probeMissing}; server RSS ${(rssBase / 2 ** 20).toFixed(0)} MiB -> ${(rssIdle / 2 ** 20).toFixed(0)} MiB idle`);
@@ -1044,6 +1064,8 @@ async function main(): Promise<void> {
     serverRssBaseB: rssBase,
     serverRssIdleB: rssIdle,
     rssPerConnectionB: (rssIdle - rssBase) / N,
+    serverRssHalfB: rssHalf,
+    rssMarginalPerConnectionB: (rssIdle - rssHalf) / (N - half),
     probeMissing,
     phases: results,
     unexpectedCloses,
