@@ -27,6 +27,10 @@ import { newEpoch, newEventId } from "../../streams/ids.ts";
 import type { AppendListener, AppendOptions, EventLog, ListTopicsOptions } from "../engine.ts";
 import { ListenerSets } from "../listener-sets.ts";
 import { decodeEvent, decodeEventTime, encodeEvent, topicInfo, type DedupRecord, type TopicRecord } from "./records.ts";
+import { RecentEvents } from "./recent-events.ts";
+
+/** Decoded events kept for readers of the same recent range (about 2 MB at 500 B an event). */
+const RECENT_EVENTS = 4096;
 
 export interface EmbeddedLogOptions {
   /** How long an idempotency key is remembered, ms. */
@@ -86,6 +90,7 @@ const DELETE_CHUNK = 5_000;
 
 export class EmbeddedEventLog implements EventLog {
   private readonly listeners = new ListenerSets<Parameters<AppendListener>>();
+  private readonly recent = new RecentEvents(RECENT_EVENTS);
   private readonly states = new Map<string, TopicState>();
   private readonly pendingKeys = new Map<string, PendingKey>();
   private readonly deletesRunning = new Set<string>();
@@ -224,7 +229,11 @@ export class EmbeddedEventLog implements EventLog {
       })) {
         const seq = key[2];
         next = seq + 1;
-        const event = decodeEvent(ref.tenant, ref.topic, seq, value);
+        let event = this.recent.get(record.epoch, ref.tenant, ref.topic, seq);
+        if (event === undefined) {
+          event = decodeEvent(ref.tenant, ref.topic, seq, value);
+          this.recent.add(record.epoch, event);
+        }
         if (event.expiresAt !== undefined && event.expiresAt <= now) continue;
         events.push(event);
       }
