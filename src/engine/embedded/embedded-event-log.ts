@@ -222,15 +222,19 @@ export class EmbeddedEventLog implements EventLog {
     const events: StoredEvent[] = [];
     let next = start;
     if (start <= state.durableSeq) {
-      for (const { key, value } of this.db.events.getRange({
+      const recent = this.recent.topic(record.epoch, ref.tenant, ref.topic);
+      // Keys only: a value is copied out of LMDB and decoded only when not already held decoded.
+      for (const key of this.db.events.getKeys({
         start: [ref.tenant, ref.topic, start],
         end: [ref.tenant, ref.topic, state.durableSeq + 1],
         limit,
       })) {
         const seq = key[2];
         next = seq + 1;
-        let event = this.recent.get(record.epoch, ref.tenant, ref.topic, seq);
+        let event = recent?.get(seq);
         if (event === undefined) {
+          const value = this.db.events.get(key);
+          if (value === undefined) continue;
           event = decodeEvent(ref.tenant, ref.topic, seq, value);
           this.recent.add(record.epoch, event);
         }

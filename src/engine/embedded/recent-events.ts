@@ -14,31 +14,61 @@
 import type { StoredEvent } from "../../streams/event.ts";
 
 export class RecentEvents {
-  private readonly byKey = new Map<string, StoredEvent>();
+  /** Per topic incarnation (epoch, tenant, topic): its cached events by sequence. */
+  private readonly topics = new Map<string, Map<number, StoredEvent>>();
+  /** What was added, oldest first, as a ring: the topic key and sequence of each entry. */
+  private readonly ringTopic: string[] = [];
+  private readonly ringSeq: number[] = [];
+  private head = 0;
   private readonly capacity: number;
 
   constructor(capacity: number) {
     this.capacity = capacity;
   }
 
+  /** Entries held. */
   get size(): number {
-    return this.byKey.size;
+    let n = 0;
+    for (const events of this.topics.values()) n += events.size;
+    return n;
+  }
+
+  /** The cached events of one topic incarnation, by sequence; look this up once per read. */
+  topic(epoch: string, tenant: string, topic: string): ReadonlyMap<number, StoredEvent> | undefined {
+    return this.topics.get(topicKey(epoch, tenant, topic));
   }
 
   get(epoch: string, tenant: string, topic: string, seq: number): StoredEvent | undefined {
-    return this.byKey.get(key(epoch, tenant, topic, seq));
+    return this.topic(epoch, tenant, topic)?.get(seq);
   }
 
   add(epoch: string, event: StoredEvent): void {
     if (this.capacity <= 0) return;
-    this.byKey.set(key(epoch, event.tenant, event.topic, event.seq), event);
-    if (this.byKey.size > this.capacity) {
-      const oldest = this.byKey.keys().next();
-      if (oldest.done !== true) this.byKey.delete(oldest.value);
+    const full = this.ringTopic.length >= this.capacity;
+    if (full) {
+      // The oldest entry makes room (before the new one goes in, which may be the same one again).
+      const oldKey = this.ringTopic[this.head]!;
+      const oldEvents = this.topics.get(oldKey);
+      if (oldEvents !== undefined && oldEvents.delete(this.ringSeq[this.head]!) && oldEvents.size === 0) this.topics.delete(oldKey);
     }
+    const key = topicKey(epoch, event.tenant, event.topic);
+    let events = this.topics.get(key);
+    if (events === undefined) {
+      events = new Map();
+      this.topics.set(key, events);
+    }
+    events.set(event.seq, event);
+    if (!full) {
+      this.ringTopic.push(key);
+      this.ringSeq.push(event.seq);
+      return;
+    }
+    this.ringTopic[this.head] = key;
+    this.ringSeq[this.head] = event.seq;
+    this.head = (this.head + 1) % this.capacity;
   }
 }
 
-function key(epoch: string, tenant: string, topic: string, seq: number): string {
-  return `${epoch}\u0000${tenant}\u0000${topic}\u0000${seq}`;
+function topicKey(epoch: string, tenant: string, topic: string): string {
+  return `${epoch}\u0000${tenant}\u0000${topic}`;
 }
