@@ -35,14 +35,23 @@ const HS_ALGORITHMS = ["HS256"];
 const ASYMMETRIC_ALGORITHMS = ["RS256", "ES256", "EdDSA", "PS256"];
 
 export class TokenVerifier {
-  private readonly secret: Uint8Array | undefined;
+  /**
+   * The HS256 secret imported once as a WebCrypto key: jose otherwise imports a raw secret on
+   * every verification, a quarter of its cost (about 220 against 165 µs here).
+   */
+  private readonly secret: Promise<CryptoKey> | undefined;
   private readonly jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
   private readonly cache = new Map<string, Principal>();
   private readonly cacheSize: number;
   private readonly now: () => number;
 
   constructor(options: VerifierOptions) {
-    this.secret = options.secret === undefined ? undefined : new TextEncoder().encode(options.secret);
+    this.secret =
+      options.secret === undefined
+        ? undefined
+        : crypto.subtle.importKey("raw", new TextEncoder().encode(options.secret), { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
+    // A secret WebCrypto refuses (empty) fails each verification as TOKEN_INVALID, not the process.
+    this.secret?.catch(() => undefined);
     this.jwks = options.jwksUrl === undefined ? undefined : createRemoteJWKSet(new URL(options.jwksUrl));
     if (this.secret === undefined && this.jwks === undefined) throw new Error("a JWT secret or a JWKS URL is required");
     this.cacheSize = options.cacheSize ?? 10_000;
@@ -88,7 +97,7 @@ export class TokenVerifier {
     const currentDate = new Date(this.now());
     try {
       if (HS_ALGORITHMS.includes(header) && this.secret !== undefined) {
-        return (await jwtVerify(token, this.secret, { algorithms: HS_ALGORITHMS, currentDate })).payload;
+        return (await jwtVerify(token, await this.secret, { algorithms: HS_ALGORITHMS, currentDate })).payload;
       }
       if (ASYMMETRIC_ALGORITHMS.includes(header) && this.jwks !== undefined) {
         return (await jwtVerify(token, this.jwks, { algorithms: ASYMMETRIC_ALGORITHMS, currentDate })).payload;
