@@ -64,7 +64,7 @@ export interface BatonConfig {
   readonly wsSlowTimeoutMs: number;
   /** Grace after a socket's token expires before it is closed 3005. BATON_WS_EXPIRY_GRACE, default 25s. */
   readonly wsExpiryGraceMs: number;
-  /** A socket silent for the ping interval plus this is closed 3012. BATON_WS_PONG_TIMEOUT, default 10s. */
+  /** A socket that sends nothing within this of a ping is closed 3012. BATON_WS_PONG_TIMEOUT, default 10s. */
   readonly wsPongTimeoutMs: number;
   /** Time a new socket has to send a successful connect before it is closed 3502. BATON_WS_CONNECT_TIMEOUT, default 15s. */
   readonly wsConnectTimeoutMs: number;

@@ -48,7 +48,7 @@ export interface SessionTransport {
 export interface SessionLimits {
   /** Seconds between server pings; the client answers each with a pong. */
   readonly pingIntervalS: number;
-  /** A connection that sends nothing for pingIntervalS + this long is closed 3012. */
+  /** A connection that sends nothing within this long of a ping is closed 3012. */
   readonly pongTimeoutMs: number;
   /** Time allowed for the first frame (connect), ms. */
   readonly connectTimeoutMs: number;
@@ -114,6 +114,9 @@ export class ClientSession implements SubscriptionSink, ClockClient {
   /** Deadlines, epoch ms, all run by the gateway's shared clock (see onClock). */
   private connectDeadline: number;
   private nextPingAt = Infinity;
+  /** The ping whose answer is awaited (0: none), and when the socket is closed 3012 without one. */
+  private awaitedPingAt = 0;
+  private pongDeadline = Infinity;
   /** When the token's expiry plus grace has passed: the connection is closed 3005. */
   private expiredAt = Infinity;
   /** ClockClient: owned by the clock. */
@@ -557,13 +560,15 @@ export class ClientSession implements SubscriptionSink, ClockClient {
 
   private scheduleNext(): void {
     if (this.ended) return;
-    this.clock.schedule(this, this.principal === undefined ? this.connectDeadline : Math.min(this.nextPingAt, this.expiredAt));
+    this.clock.schedule(this, this.principal === undefined ? this.connectDeadline : Math.min(this.nextPingAt, this.expiredAt, this.pongDeadline));
   }
 
   /**
    * ClockClient: one of this socket's deadlines has passed. Before connect: the connect timeout
-   * (3502 stale). After: token expiry (3005), and every ping interval a ping `{}`, or a close 3012
-   * when the client has sent nothing for an interval plus the pong timeout.
+   * (3502 stale). After: token expiry (3005); every ping interval a ping `{}`; and a close 3012
+   * when the client has sent nothing since a ping for the pong timeout. The pong deadline runs
+   * from the ping actually written, so a late tick (a busy event loop) never closes a socket
+   * that was not pinged.
    */
   onClock(now: number): void {
     if (this.ended) return;
@@ -571,11 +576,19 @@ export class ClientSession implements SubscriptionSink, ClockClient {
       if (now >= this.connectDeadline) return this.close(CloseCodes.STALE);
     } else {
       if (now >= this.expiredAt) return this.close(CloseCodes.CONNECTION_EXPIRED);
+      if (now >= this.pongDeadline) {
+        if (this.lastActivity < this.awaitedPingAt) return this.close(CloseCodes.NO_PONG);
+        this.awaitedPingAt = 0;
+        this.pongDeadline = Infinity;
+      }
       if (now >= this.nextPingAt) {
-        const intervalMs = this.s.limits.pingIntervalS * 1000;
-        if (now - this.lastActivity > intervalMs + this.s.limits.pongTimeoutMs) return this.close(CloseCodes.NO_PONG);
         this.write("{}");
-        this.nextPingAt = now + intervalMs;
+        // One answer awaited at a time (a pong timeout longer than the interval spans pings).
+        if (this.awaitedPingAt === 0) {
+          this.awaitedPingAt = now;
+          this.pongDeadline = now + this.s.limits.pongTimeoutMs;
+        }
+        this.nextPingAt = now + this.s.limits.pingIntervalS * 1000;
       }
     }
     this.scheduleNext();
