@@ -23,7 +23,11 @@ const v8Flags = args[0] === "start" && !userSetsSemiSpace ? V8_FLAGS : [];
 const [major, minor] = process.versions.node.split(".").map(Number);
 if (major > 22 || (major === 22 && minor >= 18)) {
   if (v8Flags.length > 0 && typeof process.execve === "function") {
-    process.execve(process.execPath, [process.execPath, ...v8Flags, ...process.execArgv, script, ...args], process.env);
+    try {
+      process.execve(process.execPath, [process.execPath, ...v8Flags, ...process.execArgv, script, ...args], process.env);
+    } catch {
+      // Where the process cannot be replaced (execve refused), run with Node's defaults.
+    }
   }
   await import("../src/cli/main.ts");
 } else {
