@@ -52,6 +52,39 @@ if (unreachable !== undefined) {
   describeEventLog("nats", (options) => openNats(newPrefix(), options));
   describeStateStore("nats", (options) => openNats(newPrefix(), options));
 
+  test("nats: a node serves events it decoded before from memory, continues past them from NATS, and never serves a recreated topic the old ones", async () => {
+    const prefix = newPrefix();
+    const options = { servers: SERVERS, prefix, dedupWindowMs: 60_000, defaultRetention: RETENTION, sweepIntervalMs: 0 };
+    const a = await NatsEngine.open({ ...options, name: "node-a" });
+    const b = await NatsEngine.open({ ...options, name: "node-b" });
+    const ref = { tenant: "acme", topic: "recent" };
+    try {
+      for (let i = 1; i <= 6; i++) await a.log.append(ref, [{ data: i }], { autoCreate: true });
+      const head = await b.log.read(ref, 1, 3);
+      assert.deepEqual(head.events.map((e) => e.data), [1, 2, 3]);
+      // Three held, the rest from NATS, in order, with no gap and nothing twice.
+      const all = await b.log.read(ref, 1, 100);
+      assert.deepEqual(all.events.map((e) => e.seq), [1, 2, 3, 4, 5, 6]);
+      assert.equal(all.events[0], head.events[0], "the held event object is served");
+      // Appends by another node after the read are found past what is held.
+      await a.log.append(ref, [{ data: 7 }], { autoCreate: false });
+      await sleep(100);
+      assert.deepEqual((await b.log.read(ref, 5, 100)).events.map((e) => e.data), [5, 6, 7]);
+
+      assert.equal(await a.log.deleteTopic(ref), true);
+      for (let i = 0; i < 100 && (await b.log.describeTopic(ref)) !== undefined; i++) await sleep(50);
+      await a.log.append(ref, [{ data: "new" }], { autoCreate: true });
+      for (let i = 0; i < 100 && (await b.log.describeTopic(ref))?.lastSeq !== 1; i++) await sleep(50);
+      const again = await b.log.read(ref, 1, 100);
+      assert.notEqual(again.epoch, all.epoch);
+      assert.deepEqual(again.events.map((e) => e.data), ["new"]);
+    } finally {
+      await a.close();
+      await b.close();
+      await removeNatsPrefix(SERVERS, prefix);
+    }
+  });
+
   test("nats: two nodes appending to one topic share one gap-free sequence, and each hears the other's appends", async () => {
     const prefix = newPrefix();
     const options = { servers: SERVERS, prefix, dedupWindowMs: 60_000, defaultRetention: RETENTION, sweepIntervalMs: 0 };

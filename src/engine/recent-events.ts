@@ -1,6 +1,8 @@
 /**
- * @module engine/embedded/recent-events
- * Decoded events recently read from the log, by topic incarnation (epoch) and sequence.
+ * @module engine/recent-events
+ * Decoded events recently read from the log, by topic incarnation (epoch) and sequence. Both
+ * engines keep one: the embedded log to skip copying and decoding records again, the NATS log
+ * also to skip a round trip to NATS per message (about 100 µs an event, 0.1–0.6 µs from here).
  *
  * Many readers of the same recent range are the normal case for a realtime log: after a
  * reconnect storm every socket of a topic recovers the same missed events, and slow sockets catch
@@ -11,7 +13,7 @@
  * again has a new epoch, so an entry never goes stale; one removed by retention is simply no
  * longer asked for. Eviction is first in, first out.
  */
-import type { StoredEvent } from "../../streams/event.ts";
+import type { StoredEvent } from "../streams/event.ts";
 
 export class RecentEvents {
   /** Per topic incarnation (epoch, tenant, topic): its cached events by sequence. */
