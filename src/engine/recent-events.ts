@@ -2,7 +2,7 @@
  * @module engine/recent-events
  * Decoded events recently read from the log, by topic incarnation (epoch) and sequence. Both
  * engines keep one: the embedded log to skip copying and decoding records again, the NATS log
- * also to skip a round trip to NATS per message (about 100 µs an event, 0.1–0.6 µs from here).
+ * also to skip a round trip to NATS per message (85–93 µs an event, 0.16–0.48 µs from here: bench/recent-reads.ts).
  *
  * Many readers of the same recent range are the normal case for a realtime log: after a
  * reconnect storm every socket of a topic recovers the same missed events, and slow sockets catch
