@@ -62,3 +62,32 @@ test("a slot whose lease ends is swept at its deadline, without waiting for a fu
     assert.deepEqual(await records(), ["long"], "the extended lease ended and was swept too");
   });
 });
+
+test("a sweep stuck on a store call that never settles is reported, and the next sweep frees the expired slot", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "baton-slots-"));
+  const engine = EmbeddedEngine.open({ dataDir: dir, dedupWindowMs: 1000, defaultRetention: { maxAgeMs: 0, maxEvents: 0, maxBytes: 0 }, sweepIntervalMs: 3_600_000 });
+  let hang = true;
+  const state = new Proxy(engine.state, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      // The first scan after `hang` is set never answers, as a store call lost on the wire.
+      if (prop === "scan") return (...args: Parameters<StateStore["scan"]>) => (hang ? ((hang = false), new Promise<never>(() => undefined)) : target.scan(...args));
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  const errors: string[] = [];
+  const slots = new Slots(state, engine.log, { sweepIntervalMs: 50, fullSweepIntervalMs: 60_000, sweepTimeoutMs: 300, onError: (err) => errors.push((err as Error).message) });
+  try {
+    slots.start();
+    await slots.reserve("t", "gpu", "dies", 1, 150, 0);
+    const records = async (): Promise<number> => (await engine.state.scan("slot/", { limit: 10 })).length;
+    for (let i = 0; i < 60 && (await records()) > 0; i++) await sleep(50);
+    assert.equal(await records(), 0, "the expired slot was freed by a later sweep");
+    assert.ok(errors.some((m) => /has not finished after 300 ms/.test(m)), JSON.stringify(errors));
+    assert.ok((await slots.reserve("t", "gpu", "next", 1, 1000, 0)).token, "the slot can be taken again");
+  } finally {
+    slots.stop();
+    await engine.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

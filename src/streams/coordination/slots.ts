@@ -56,6 +56,13 @@ export interface SlotsOptions {
    * every held slot twice a second; this bound catches slots taken on other nodes since.
    */
   readonly fullSweepIntervalMs?: number;
+  /**
+   * A sweep still running after this long is reported and another one starts, ms. Default
+   * 30000. Sweeps are chained, so one that awaits a store call that never settles would
+   * otherwise stop every later one: no expired slot freed, no work handed back. A second sweep
+   * beside a stuck one is safe: hand-backs are idempotent and frees are compare-and-set.
+   */
+  readonly sweepTimeoutMs?: number;
   readonly onError?: (err: unknown, what: string) => void;
 }
 
@@ -103,10 +110,27 @@ export class Slots {
     const tick = (): void => {
       if (this.stopped) return;
       this.sweepAt = Infinity;
+      let settled = false;
+      const timeoutMs = this.options.sweepTimeoutMs ?? 30_000;
+      const bound = setTimeout(() => {
+        if (settled || this.stopped) return;
+        settled = true;
+        this.options.onError?.(new Error(`a slot sweep has not finished after ${timeoutMs} ms; starting another`), "slot sweep");
+        this.schedule(this.now());
+      }, timeoutMs);
+      bound.unref();
       this.sweep().then(
-        (r) => this.schedule(r.earliest),
+        (r) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(bound);
+          this.schedule(r.earliest);
+        },
         (err: unknown) => {
           this.options.onError?.(err, "slot sweep");
+          if (settled) return;
+          settled = true;
+          clearTimeout(bound);
           this.schedule(this.now());
         },
       );
