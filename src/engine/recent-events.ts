@@ -15,6 +15,9 @@
  */
 import type { StoredEvent } from "../streams/event.ts";
 
+/** What each engine's log keeps (about 2 MB at 500 B an event). */
+export const RECENT_EVENTS = 4096;
+
 export class RecentEvents {
   /** Per topic incarnation (epoch, tenant, topic): its cached events by sequence. */
   private readonly topics = new Map<string, Map<number, StoredEvent>>();

@@ -4,8 +4,9 @@
  * instead of a Node timer per socket and deadline. A Node `Timeout` with its callback closure
  * costs a few hundred bytes of heap that stay for as long as the socket does; at tens of
  * thousands of idle sockets those were a large share of what an idle connection held
- * (docs/benchmarks.md, "Memory per idle connection"). A deadline fires at the first tick at or
- * after it, so up to one tick late and never early.
+ * (docs/benchmarks.md, "Memory per idle connection"). A deadline runs at the first tick that
+ * finds its slot due: never early, and up to two ticks late (its slot's end, plus the interval's
+ * phase).
  */
 
 /** Something with deadlines: the clock keeps its slot in the item itself (no side map per item). */

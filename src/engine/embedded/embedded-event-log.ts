@@ -27,10 +27,7 @@ import { newEpoch, newEventId } from "../../streams/ids.ts";
 import type { AppendListener, AppendOptions, EventLog, ListTopicsOptions } from "../engine.ts";
 import { ListenerSets } from "../listener-sets.ts";
 import { decodeEvent, decodeEventTime, encodeEvent, topicInfo, type DedupRecord, type TopicRecord } from "./records.ts";
-import { RecentEvents } from "../recent-events.ts";
-
-/** Decoded events kept for readers of the same recent range (about 2 MB at 500 B an event). */
-const RECENT_EVENTS = 4096;
+import { RECENT_EVENTS, RecentEvents } from "../recent-events.ts";
 
 export interface EmbeddedLogOptions {
   /** How long an idempotency key is remembered, ms. */

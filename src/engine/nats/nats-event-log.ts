@@ -25,7 +25,7 @@ import { AppendFanout } from "./append-fanout.ts";
 import { decodeBatch, encodeBatch, headHeaders, type BatchEvent, type BatchHead } from "./codec.ts";
 import { DedupIndex, type KeyScope } from "./dedup-index.ts";
 import { MessageIndex } from "./message-index.ts";
-import { RecentEvents } from "../recent-events.ts";
+import { RECENT_EVENTS, RecentEvents } from "../recent-events.ts";
 import type { NatsNames } from "./names.ts";
 import { SubjectReader, isStreamNotFound, type TopicMessage } from "./subject-reader.ts";
 import type { TenantStreams } from "./tenant-streams.ts";
@@ -99,7 +99,7 @@ const MAX_CACHED_TOPICS = 10_000;
 export class NatsEventLog implements EventLog {
   private readonly states = new Map<string, TopicState>();
   /** Events this node decoded from reads, for readers of the same recent range (see RecentEvents). */
-  private readonly recent = new RecentEvents(4096);
+  private readonly recent = new RecentEvents(RECENT_EVENTS);
   private readonly fanout: AppendFanout;
   private readonly reader: SubjectReader;
   private pendingEvents = 0;
