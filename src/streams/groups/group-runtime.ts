@@ -119,7 +119,8 @@ export class GroupRuntime implements GroupHandle {
     if (this.deps.recheckMs !== undefined && !this.stopped) {
       this.recheck = setInterval(() => {
         for (const source of this.sources.values()) {
-          if (!source.caughtUp || source.reading) continue;
+          // A source waiting for room in the window is read again when room is made.
+          if (source.reading || this.starved.has(source)) continue;
           source.caughtUp = false;
           void this.fill(source);
         }
@@ -596,6 +597,8 @@ export class GroupRuntime implements GroupHandle {
           page = await this.deps.log.read(source.ref, source.cursor, limit);
         } catch (err) {
           if ((err as BatonError).code === "TOPIC_NOT_FOUND") {
+            // An append that created the topic while this read ran: read again.
+            if (source.appended) continue;
             source.caughtUp = true;
             break;
           }
@@ -620,7 +623,15 @@ export class GroupRuntime implements GroupHandle {
           source.caughtUp = true;
           // Everything below the cursor that is not open is done: let the floor follow.
           const floor = floorOf(source);
-          if (floor > source.persistedFloor) await Promise.all(this.moveFloor(source, floor));
+          if (floor > source.persistedFloor) {
+            await Promise.all(this.moveFloor(source, floor));
+            // A wake-up that came while the floor was written found this source reading, and
+            // only marked it: nothing else will read for it.
+            if (source.appended) {
+              source.caughtUp = false;
+              continue;
+            }
+          }
           break;
         }
       }
