@@ -10,6 +10,7 @@ import type { BatonConfig } from "./config/config.ts";
 import { TokenVerifier } from "./edge/auth/tokens.ts";
 import { createHttpApi } from "./edge/http/http-api.ts";
 import { WsGateway } from "./edge/ws/ws-gateway.ts";
+import { TopicFanout } from "./edge/ws/topic-fanout.ts";
 import { EmbeddedEngine } from "./engine/embedded/embedded-engine.ts";
 import { NatsEngine } from "./engine/nats/nats-engine.ts";
 import type { Engine } from "./engine/engine.ts";
@@ -131,6 +132,7 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
     {
       log: engine.log,
       broker: engine.broker,
+      fanout: new TopicFanout(engine.log, engine.broker),
       verifier,
       logger,
       autoCreateTopics: config.autoCreateTopics,

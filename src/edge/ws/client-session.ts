@@ -14,6 +14,7 @@ import { isValidTopicName, personalChannel } from "../../streams/names.ts";
 import { can, type Principal } from "../auth/principal.ts";
 import type { TokenVerifier } from "../auth/tokens.ts";
 import { DurableSubscription, type SubscriptionSink } from "./durable-subscription.ts";
+import type { TopicFanout } from "./topic-fanout.ts";
 import { readBudgeted, replyWithPublications } from "./replies.ts";
 import { publishFromSocket } from "./socket-publish.ts";
 import {
@@ -69,6 +70,8 @@ export interface SessionLimits {
 export interface SessionServices {
   readonly log: EventLog;
   readonly broker: Broker;
+  /** Subscriptions join their topic here: one engine listener per topic, not per socket. */
+  readonly fanout: TopicFanout<DurableSubscription>;
   readonly verifier: TokenVerifier;
   readonly logger: Logger;
   readonly limits: SessionLimits;
@@ -88,12 +91,6 @@ export interface SessionServices {
   readonly coordination: CoordinationCommands;
 }
 
-interface ChannelSub {
-  readonly durable: DurableSubscription;
-  /** Set once the subscribe reply is written. */
-  offEphemeral: () => void;
-}
-
 /**
  * The session is also the sink of its durable subscriptions (`send`, `drained`, `closed`): one
  * class for every socket keeps the per-delivery calls monomorphic.
@@ -101,7 +98,7 @@ interface ChannelSub {
 export class ClientSession implements SubscriptionSink, ClockClient {
   readonly id = randomUUID();
   private principal: Principal | undefined;
-  private readonly subs = new Map<string, ChannelSub>();
+  private readonly subs = new Map<string, DurableSubscription>();
   private chain: Promise<void> = Promise.resolve();
   /** Commands waiting in `chain`. */
   private queued = 0;
@@ -239,10 +236,7 @@ export class ClientSession implements SubscriptionSink, ClockClient {
     this.clock.cancel(this);
     this.offMessages?.();
     this.socketGroups?.dispose();
-    for (const sub of this.subs.values()) {
-      sub.durable.close();
-      sub.offEphemeral();
-    }
+    for (const sub of this.subs.values()) sub.close();
     this.subs.clear();
   }
 
@@ -397,9 +391,8 @@ export class ClientSession implements SubscriptionSink, ClockClient {
     // Catch-up at start() reads the store from here, so events appended while this was being
     // prepared are not missed even though nothing listened yet.
     const startAt = recoverable ? offset : top;
-    const durable = new DurableSubscription(this.s.log, ref, channel, info.epoch, startAt, this, () => this.lost(channel, serverSide));
-    if (publications.length > 0) durable.markSent(publications[publications.length - 1]!.seq);
-    const sub: ChannelSub = { durable, offEphemeral: () => undefined };
+    const sub = new DurableSubscription(this.s.fanout, this.s.log, ref, channel, info.epoch, startAt, this, serverSide);
+    if (publications.length > 0) sub.markSent(publications[publications.length - 1]!.seq);
     this.subs.set(channel, sub);
     const result: Record<string, unknown> = { recoverable: true, positioned: true, epoch: info.epoch, offset: startAt };
     if (recover) {
@@ -407,9 +400,7 @@ export class ClientSession implements SubscriptionSink, ClockClient {
       if (recoverable) result["recovered"] = true;
     }
     const start = (): void => {
-      if (this.subs.get(channel) !== sub) return;
-      sub.offEphemeral = this.s.broker.onEphemeral(ref, (e) => this.deliverEphemeral(channel, e));
-      durable.begin();
+      if (this.subs.get(channel) === sub) sub.begin();
     };
     return { result, publications, start };
   }
@@ -426,17 +417,17 @@ export class ClientSession implements SubscriptionSink, ClockClient {
    * resubscribed by the client, so the connection closes 3010 and the client's reconnect
    * recovers it through connect.subs.
    */
-  private lost(channel: string, serverSide: boolean): void {
-    this.dropSub(channel);
-    if (serverSide) this.close(CloseCodes.INSUFFICIENT_STATE);
-    else this.write(unsubscribePush(channel, 2500, "insufficient state"));
+  subscriptionLost(sub: DurableSubscription): void {
+    if (this.subs.get(sub.channel) !== sub) return;
+    this.dropSub(sub.channel);
+    if (sub.serverSide) this.close(CloseCodes.INSUFFICIENT_STATE);
+    else this.write(unsubscribePush(sub.channel, 2500, "insufficient state"));
   }
 
   private dropSub(channel: string): void {
     const sub = this.subs.get(channel);
     if (sub === undefined) return;
-    sub.durable.close();
-    sub.offEphemeral();
+    sub.close();
     this.subs.delete(channel);
   }
 
@@ -502,7 +493,8 @@ export class ClientSession implements SubscriptionSink, ClockClient {
     this.write(replyWithPublications(cmd.id, "history", { publications: [], epoch: info.epoch, offset: info.lastSeq }, publications));
   }
 
-  private deliverEphemeral(channel: string, event: EphemeralEvent): void {
+  /** An ephemeral event of a subscribed channel (SubscriptionSink). */
+  deliverEphemeral(channel: string, event: EphemeralEvent): void {
     this.write(channel === event.topic ? ephemeralPublicationFrame(event) : pubPush(channel, ephemeralPublicationJson(event)), true);
   }
 

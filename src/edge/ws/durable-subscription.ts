@@ -4,16 +4,18 @@
  * order, exactly once, whatever the interleaving of live notifications, store reads and a slow
  * socket.
  *
- * Two modes. `live`: events arrive from `EventLog.onAppend` and are sent if they are the next
- * sequence. `catchup`: events are read from the store from `lastSent + 1` until the reader is at
- * the top, pausing while the socket's buffer is full; live notifications meanwhile only raise
+ * Two modes. `live`: events arrive from `EventLog.onAppend` (through the gateway's TopicFanout)
+ * and are sent if they are the next sequence. `catchup`: events are read from the store from
+ * `lastSent + 1` until the reader is at the top, pausing while the socket's buffer is full; live
+ * notifications meanwhile only raise
  * `seenHigh`. Any gap, a full buffer, or a notification during catch-up leads to (more) catch-up,
  * never to loss; an event at or below `lastSent` is never sent again. Because the store is the
  * source of truth, a slow socket costs a position, not memory.
  */
-import type { EventLog } from "../../engine/engine.ts";
+import type { EphemeralEvent, EventLog } from "../../engine/engine.ts";
 import type { StoredEvent, TopicRef } from "../../streams/event.ts";
 import { publicationFrame } from "./publications.ts";
+import type { FanoutMember, TopicFanout } from "./topic-fanout.ts";
 
 export interface SubscriptionSink {
   /** Queues a frame; false when the connection's buffer is over its high-water mark. */
@@ -21,37 +23,42 @@ export interface SubscriptionSink {
   /** Resolves once the buffer is below its low-water mark (or the connection is gone). */
   drained(): Promise<void>;
   readonly closed: boolean;
+  /** An ephemeral event of the subscription's topic (dropped, not queued, when behind). */
+  deliverEphemeral(channel: string, event: EphemeralEvent): void;
+  /**
+   * Called once, after `sub` closed, when its position became unusable: the history it still
+   * needed is gone or the topic was recreated. The session tells the client.
+   */
+  subscriptionLost(sub: DurableSubscription): void;
 }
 
 const READ_PAGE = 200;
 
-export class DurableSubscription {
+export class DurableSubscription implements FanoutMember {
   readonly channel: string;
+  /** Made by the server (the token's channels), not by a subscribe command. */
+  readonly serverSide: boolean;
   /** Highest sequence sent (or skipped as expired) to this socket. */
   lastSent: number;
   readonly epoch: string;
   private mode: "starting" | "live" | "catchup" | "closed" = "starting";
   private seenHigh = 0;
-  private readonly off: () => void;
+  private readonly fanout: TopicFanout<DurableSubscription>;
   private readonly log: EventLog;
   private readonly ref: TopicRef;
   private readonly sink: SubscriptionSink;
-  private readonly onLost: () => void;
 
-  /**
-   * Starts listening at once; nothing is sent until `begin()` (after the subscribe reply).
-   * `onLost` is called (once, after the subscription closed) when its position became unusable:
-   * the history it still needed is gone or the topic was recreated. The session tells the client.
-   */
-  constructor(log: EventLog, ref: TopicRef, channel: string, epoch: string, lastSent: number, sink: SubscriptionSink, onLost: () => void) {
-    this.onLost = onLost;
+  /** Starts listening at once; nothing is sent until `begin()` (after the subscribe reply). */
+  constructor(fanout: TopicFanout<DurableSubscription>, log: EventLog, ref: TopicRef, channel: string, epoch: string, lastSent: number, sink: SubscriptionSink, serverSide: boolean) {
+    this.fanout = fanout;
     this.log = log;
     this.ref = ref;
     this.channel = channel;
     this.epoch = epoch;
     this.lastSent = lastSent;
     this.sink = sink;
-    this.off = log.onAppend(ref, (events, epoch) => this.onLive(events, epoch));
+    this.serverSide = serverSide;
+    fanout.join(ref, this);
   }
 
   /** Sends `events` (already read, e.g. recovered ones in the reply) as part of the stream. */
@@ -65,11 +72,18 @@ export class DurableSubscription {
   }
 
   close(): void {
+    if (this.mode === "closed") return;
     this.mode = "closed";
-    this.off();
+    this.fanout.leave(this.ref, this);
   }
 
-  private onLive(events: readonly StoredEvent[], epoch: string): void {
+  /** Ephemeral events are at-most-once and not ordered with durable ones: sent as they come, once begun. */
+  onEphemeral(event: EphemeralEvent): void {
+    if (this.mode === "starting" || this.mode === "closed") return;
+    this.sink.deliverEphemeral(this.channel, event);
+  }
+
+  onLive(events: readonly StoredEvent[], epoch: string): void {
     const top = events[events.length - 1]!.seq;
     if (top > this.seenHigh) this.seenHigh = top;
     // Before begin() and during catch-up the store read does the work (and sees an epoch change).
@@ -136,6 +150,6 @@ export class DurableSubscription {
   private lose(): void {
     if (this.isClosed()) return;
     this.close();
-    this.onLost();
+    this.sink.subscriptionLost(this);
   }
 }

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
-import { WebSocket, WebSocketServer } from "ws";
+import { WebSocket, WebSocketServer, type Server as WsServer } from "ws";
 import { ClientSession, type SessionServices, type SessionTransport } from "./client-session.ts";
 import { CloseCodes, type CloseSpec } from "./protocol.ts";
 import { SessionClock } from "./session-clock.ts";
@@ -19,8 +19,28 @@ export interface GatewayOptions {
   readonly maxMessageBytes: number;
 }
 
+/**
+ * ws's socket carrying its session, so that one set of event handlers serves every socket
+ * (`this` is the socket) instead of three closures per connection.
+ */
+class GatewaySocket extends WebSocket {
+  session: ClientSession | undefined;
+}
+
+function onSocketMessage(this: WebSocket, data: WebSocket.RawData, isBinary: boolean): void {
+  const session = (this as GatewaySocket).session;
+  if (session === undefined) return;
+  if (isBinary) session.close(CloseCodes.BAD_REQUEST);
+  else session.receive(data.toString());
+}
+
+// ws answers protocol errors (bad UTF-8, oversize) with its own close frame and closes the
+// socket after it; terminating here would drop that frame and any replies still queued.
+function ignoreSocketError(): void {}
+
 export class WsGateway {
-  private readonly wss: WebSocketServer;
+  private readonly wss: WsServer<typeof GatewaySocket>;
+  private readonly onSocketClose: (this: WebSocket) => void;
   private readonly sessions = new Set<ClientSession>();
   /** Every session's connect, ping and expiry deadlines, on one timer. */
   private readonly clock: SessionClock<ClientSession>;
@@ -32,8 +52,20 @@ export class WsGateway {
     this.services = services;
     this.options = options;
     this.clock = new SessionClock<ClientSession>({ onError: (err) => services.logger.error({ err }, "session deadline failed") });
+    const sessions = this.sessions;
+    this.onSocketClose = function (this: WebSocket): void {
+      const socket = this as GatewaySocket;
+      const session = socket.session;
+      if (session === undefined) return;
+      socket.session = undefined;
+      session.dispose();
+      sessions.delete(session);
+    };
     this.wss = new WebSocketServer({
       noServer: true,
+      WebSocket: GatewaySocket,
+      // The gateway keeps its own set of sessions; ws's would cost a Set entry and a listener per socket.
+      clientTracking: false,
       maxPayload: options.maxMessageBytes,
       perMessageDeflate: false,
       // JSON clients offer no subprotocol; selecting none makes a Protobuf-only client fail its
@@ -82,24 +114,17 @@ export class WsGateway {
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
   }
 
-  private accept(ws: WebSocket): void {
+  private accept(ws: GatewaySocket): void {
     if (this.sessions.size >= this.options.maxConnections) {
       ws.close(CloseCodes.CONNECTION_LIMIT.code, CloseCodes.CONNECTION_LIMIT.reason);
       return;
     }
     const session = new ClientSession(new WsTransport(ws), this.services, this.clock);
+    ws.session = session;
     this.sessions.add(session);
-    ws.on("message", (data, isBinary) => {
-      if (isBinary) session.close(CloseCodes.BAD_REQUEST);
-      else session.receive(data.toString());
-    });
-    // ws answers protocol errors (bad UTF-8, oversize) with its own close frame and closes the
-    // socket after it; terminating here would drop that frame and any replies still queued.
-    ws.on("error", () => undefined);
-    ws.on("close", () => {
-      session.dispose();
-      this.sessions.delete(session);
-    });
+    ws.on("message", onSocketMessage);
+    ws.on("error", ignoreSocketError);
+    ws.on("close", this.onSocketClose);
   }
 }
 
