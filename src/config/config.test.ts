@@ -17,6 +17,9 @@ test("bad values name the variable", () => {
   assert.throws(() => loadConfig({}, { BATON_PORT: "http" }), /BATON_PORT/);
   assert.throws(() => loadConfig({}, { BATON_ENGINE: "redis://x" }), /BATON_ENGINE/);
   assert.throws(() => loadConfig({}, { BATON_AUTO_CREATE_TOPICS: "maybe" }), /BATON_AUTO_CREATE_TOPICS/);
+  // A bad flag is named as the flag the user typed, with the error model's code.
+  assert.throws(() => loadConfig({ port: "99999" }, { BATON_PORT: "7700" }), { code: "VALIDATION_FAILED", message: /^invalid --port: / });
+  assert.throws(() => loadConfig({ engine: "redis://x" }, {}), /^BatonError: invalid --engine/);
 });
 
 test("durations and sizes", () => {

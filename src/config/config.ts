@@ -3,6 +3,7 @@
  * Every setting in one documented schema. Precedence: command-line flag, then environment
  * variable, then default. docs/configuration.md lists the same settings.
  */
+import { BatonError } from "../errors/baton-error.ts";
 import { parseBytes, parseDuration } from "./duration.ts";
 
 export interface BatonConfig {
@@ -151,15 +152,20 @@ export const SETTINGS: { [K in keyof BatonConfig]: Setting<K> } = {
   drainWindowMs: { env: "BATON_DRAIN_WINDOW", fallback: "5s", parse: parseDuration },
 };
 
-/** Resolves flags over environment over defaults. Throws with the setting's name on bad input. */
+/**
+ * Resolves flags over environment over defaults. Bad input throws VALIDATION_FAILED naming
+ * where the value came from: the flag (`--data-dir`) or the environment variable.
+ */
 export function loadConfig(flags: ConfigInput = {}, env: NodeJS.ProcessEnv = process.env): BatonConfig {
   const out: Record<string, unknown> = {};
   for (const [name, setting] of Object.entries(SETTINGS) as [keyof BatonConfig, Setting<keyof BatonConfig>][]) {
-    const raw = flags[name] ?? env[setting.env] ?? setting.fallback;
+    const flag = flags[name];
+    const raw = flag ?? env[setting.env] ?? setting.fallback;
     try {
       out[name] = raw === undefined ? undefined : setting.parse(raw);
     } catch (err) {
-      throw new Error(`invalid ${setting.env}: ${(err as Error).message}`, { cause: err });
+      const source = flag !== undefined ? `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` : setting.env;
+      throw new BatonError("VALIDATION_FAILED", `invalid ${source}: ${(err as Error).message}`, { cause: err });
     }
   }
   return out as unknown as BatonConfig;

@@ -6,6 +6,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { ROOT, TEST_SECRET, api, startBaton, token, type BatonProcess } from "../support/start-baton.ts";
@@ -115,6 +116,22 @@ test("errors are typed on stderr with exit code 1; usage errors exit 2", async (
     return true;
   });
   await assert.rejects(cli(["token", "create", "--tenant", "acme"]), (err: { code: number }) => err.code === 2);
+});
+
+test("start: a bad setting names the flag or variable it came from; an unreachable NATS is named, not INTERNAL", async () => {
+  // Every case fails before the data dir is used.
+  const dataDir = join(tmpdir(), "baton-cli-start-unused");
+  await cliFails(["start", "--port", "99999", "--data-dir", dataDir], 1, /^error VALIDATION_FAILED: invalid --port: /);
+  await assert.rejects(cli(["start", "--data-dir", dataDir], { BATON_WS_PONG_TIMEOUT: "soon" }), (err: { stderr: string; code: number }) => {
+    assert.equal(err.code, 1);
+    assert.match(err.stderr, /^error VALIDATION_FAILED: invalid BATON_WS_PONG_TIMEOUT: /m);
+    return true;
+  });
+  await assert.rejects(cli(["start", "--port", "0", "--data-dir", dataDir, "--engine", "nats://127.0.0.1:1"], { BATON_JWT_SECRET: TEST_SECRET }), (err: { stderr: string; code: number }) => {
+    assert.equal(err.code, 1);
+    assert.match(err.stderr, /^error UNAVAILABLE: cannot reach NATS at nats:\/\/127\.0\.0\.1:1: /m);
+    return true;
+  });
 });
 
 test("groups: create, describe (summary and --json), list, pull --ack, reset, delete", async () => {

@@ -11,6 +11,7 @@ import { randomBytes } from "node:crypto";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
+import { BatonError } from "../../errors/baton-error.ts";
 import type { Retention } from "../../streams/event.ts";
 import type { Engine } from "../engine.ts";
 import { DedupIndex } from "./dedup-index.ts";
@@ -85,14 +86,21 @@ export class NatsEngine implements Engine {
   static async open(options: NatsEngineOptions): Promise<NatsEngine> {
     const names = new NatsNames(options.prefix ?? "baton");
     const replicas = options.replicas ?? 1;
-    const nc = await connect({
-      servers: options.servers.split(","),
-      name: options.name ?? "baton",
-      maxReconnectAttempts: -1,
-      noAsyncTraces: options.asyncTraces !== true,
-    });
+    let nc: NatsConnection;
     try {
-      const jsm = await jetstreamManager(nc);
+      nc = await connect({
+        servers: options.servers.split(","),
+        name: options.name ?? "baton",
+        maxReconnectAttempts: -1,
+        noAsyncTraces: options.asyncTraces !== true,
+      });
+    } catch (err) {
+      throw new BatonError("UNAVAILABLE", `cannot reach NATS at ${options.servers}: ${(err as Error).message} (is nats-server running with -js?)`, { cause: err });
+    }
+    try {
+      const jsm = await jetstreamManager(nc).catch((err: unknown) => {
+        throw new BatonError("UNAVAILABLE", `NATS at ${options.servers} has no JetStream: ${(err as Error).message} (start nats-server with -js)`, { cause: err });
+      });
       // Direct gets answer in about a millisecond; one that gets no answer (nats-server 2.9
       // drops one that lands while the stream is being created) is retried soon instead of
       // holding its read or append for the default 5 s (SubjectReader).
