@@ -5,6 +5,7 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { BatonError, isBatonError } from "./errors/baton-error.ts";
 import { resolveSecret } from "./config/secret.ts";
 import type { BatonConfig } from "./config/config.ts";
 import { TokenVerifier } from "./edge/auth/tokens.ts";
@@ -62,10 +63,17 @@ export async function createEngine(config: BatonConfig, logger: Logger): Promise
 }
 
 export async function startBaton(config: BatonConfig, logger: Logger = createLogger(config.logLevel)): Promise<RunningBaton> {
-  const { secret, generated } = resolveSecret(config);
+  let resolved: ReturnType<typeof resolveSecret>;
+  let engine: RunningEngine;
+  try {
+    resolved = resolveSecret(config);
+    engine = await createEngine(config, logger);
+  } catch (err) {
+    throw dataDirError(err, config.dataDir);
+  }
+  const { secret, generated } = resolved;
   if (generated) logger.warn({ file: secret.file }, "no BATON_JWT_SECRET set: generated a development secret and saved it in the data dir");
   if (generated && config.engine !== "embedded") logger.warn("a cluster needs one secret on every node: set BATON_JWT_SECRET (or BATON_JWKS_URL), or tokens from one node fail on the others");
-  const engine = await createEngine(config, logger);
   const groupDeps = {
     log: engine.log,
     state: engine.state,
@@ -162,7 +170,16 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
     { maxConnections: config.wsMaxConnections, maxMessageBytes: config.wsMaxMessageBytes },
   );
   gatewayRef.current = gateway;
-  await listen(server, config.port, config.host);
+  try {
+    await listen(server, config.port, config.host);
+  } catch (err) {
+    // Nothing was served: stop what started, so the store is closed and its lock released.
+    slots.stop();
+    clearInterval(effectSweep);
+    await groups.close().catch(() => undefined);
+    await engine.close().catch(() => undefined);
+    throw err;
+  }
   const port = (server.address() as AddressInfo).port;
   ready = true;
   const host = config.host === "0.0.0.0" || config.host === "::" ? "127.0.0.1" : config.host;
@@ -198,10 +215,20 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
 
 function listen(server: Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.once("error", reject);
+    const failed = (err: NodeJS.ErrnoException): void => {
+      const why = err.code === "EADDRINUSE" ? "is already in use" : err.code === "EACCES" ? "needs privileges this process does not have" : `cannot be used (${err.message})`;
+      reject(new BatonError("UNAVAILABLE", `port ${port} on ${host} ${why}: pick another with --port or BATON_PORT`, { cause: err }));
+    };
+    server.once("error", failed);
     server.listen(port, host, () => {
-      server.off("error", reject);
+      server.off("error", failed);
       resolve();
     });
   });
+}
+
+/** A file-system error while opening the data dir, as the error model's UNAVAILABLE naming the dir. */
+function dataDirError(err: unknown, dataDir: string): unknown {
+  if (isBatonError(err) || typeof (err as NodeJS.ErrnoException).syscall !== "string") return err;
+  return new BatonError("UNAVAILABLE", `cannot use data dir ${dataDir} (--data-dir, BATON_DATA_DIR): ${(err as Error).message}`, { cause: err });
 }

@@ -3,9 +3,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { api, startBaton, testEngine, token } from "../support/start-baton.ts";
+import { ROOT, api, startBaton, testEngine, token } from "../support/start-baton.ts";
 import { mintToken } from "../../src/edge/auth/tokens.ts";
 
 test("with no secret configured, start generates one in the data dir and tokens signed with it work", async () => {
@@ -66,7 +68,31 @@ test("SIGTERM finishes in-flight publishes, exits 0, and everything acknowledged
 });
 
 test("a bad setting stops start-up with the setting named", async () => {
-  await assert.rejects(startBaton({ env: { BATON_MAX_BODY_BYTES: "lots" } }), /BATON_MAX_BODY_BYTES/);
+  await assert.rejects(startBaton({ env: { BATON_MAX_BODY_BYTES: "lots" } }), /error VALIDATION_FAILED: invalid BATON_MAX_BODY_BYTES/);
+});
+
+test("a port in use stops start-up with UNAVAILABLE naming it, and releases what it opened", async () => {
+  const first = await startBaton();
+  const dataDir = mkdtempSync(join(tmpdir(), "baton-port-taken-"));
+  try {
+    // Not startBaton(): its readiness check would be answered by the first server.
+    const second = spawnSync(process.execPath, [join(ROOT, "bin/baton.js"), "start", "--port", String(first.port), "--host", "127.0.0.1", "--data-dir", dataDir], {
+      env: { ...process.env, BATON_JWT_SECRET: "port-taken-test-secret-0123456789", BATON_LOG_LEVEL: "warn", ...(testEngine() === "nats" ? { BATON_ENGINE: "embedded" } : {}) },
+      encoding: "utf8",
+      timeout: 30_000,
+    });
+    assert.equal(second.status, 1, second.stderr);
+    assert.match(second.stderr, new RegExp(`^error UNAVAILABLE: port ${first.port} on 127.0.0.1 is already in use`, "m"));
+    assert.equal(existsSync(join(dataDir, "baton.pid")), false, "the data dir's lock is released");
+  } finally {
+    await first.destroy();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+const embeddedOnly = testEngine() === "nats" ? { skip: "embedded engine only: a NATS node with BATON_JWT_SECRET set does not use its data dir" } : {};
+test("a data dir that cannot be used stops start-up with UNAVAILABLE naming it", embeddedOnly, async () => {
+  await assert.rejects(startBaton({ dataDir: join(ROOT, "package.json", "data") }), /error UNAVAILABLE: cannot use data dir .*package\.json\/data/);
 });
 
 const dataDirLock = testEngine() === "nats" ? { skip: "embedded engine only: the data-dir lock guards the LMDB files; a NATS node keeps no events in its data dir" } : {};

@@ -6,6 +6,7 @@
  */
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { BatonError } from "../../errors/baton-error.ts";
 
 export interface DataDirLock {
   release(): void;
@@ -34,7 +35,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       const holder = Number(readFileSync(file, "utf8").trim());
       if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && alive(holder)) {
-        throw new Error(`data dir ${dataDir} is in use by process ${holder}; run one Baton per data dir`, { cause: err });
+        throw new BatonError("CONFLICT", `data dir ${dataDir} is in use by process ${holder}; run one Baton per data dir`, { cause: err });
       }
       rmSync(file, { force: true });
     }
