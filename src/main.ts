@@ -216,8 +216,13 @@ export async function startBaton(config: BatonConfig, logger: Logger = createLog
 function listen(server: Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const failed = (err: NodeJS.ErrnoException): void => {
-      const why = err.code === "EADDRINUSE" ? "is already in use" : err.code === "EACCES" ? "needs privileges this process does not have" : `cannot be used (${err.message})`;
-      reject(new BatonError("UNAVAILABLE", `port ${port} on ${host} ${why}: pick another with --port or BATON_PORT`, { cause: err }));
+      const message =
+        err.code === "EADDRINUSE"
+          ? `port ${port} on ${host} is already in use: pick another with --port or BATON_PORT`
+          : err.code === "EACCES"
+            ? `port ${port} on ${host} needs privileges this process does not have: pick another with --port or BATON_PORT`
+            : `cannot listen on ${host}:${port} (${err.message}): check --host / BATON_HOST and --port / BATON_PORT`;
+      reject(new BatonError("UNAVAILABLE", message, { cause: err }));
     };
     server.once("error", failed);
     server.listen(port, host, () => {
