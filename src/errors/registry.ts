@@ -104,6 +104,11 @@ export const ErrorCodes = {
     retryable: true,
     fix: "Another worker holds the claim on this effect key; retry after its lease (Retry-After) or wait for its outcome.",
   },
+  REQUEST_ABORTED: {
+    status: 400,
+    retryable: true,
+    fix: "The client closed the connection before its request was read; nothing was done. Send it again.",
+  },
   INTERNAL: {
     status: 500,
     retryable: true,

@@ -148,6 +148,39 @@ describe("bad input gets a typed error and changes nothing", () => {
     assert.equal(JSON.parse(body).error.code, "PAYLOAD_TOO_LARGE");
   });
 
+  test("a streamed body is answered 413 as soon as it passes the limit, while the client is still uploading", async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${baton.url}${events("bad.big")}`, { method: "POST", headers: { authorization: `Bearer ${acme}`, "content-type": "application/json" } }, (res) => {
+        resolve(res.statusCode ?? 0);
+        req.destroy();
+      });
+      req.on("error", (err) => (req.destroyed ? undefined : reject(err)));
+      req.write('{"data":"');
+      // 1.5 MiB, then the upload stays open: the answer must not wait for its end.
+      for (let i = 0; i < 24; i++) req.write(Buffer.alloc(64 * 1024, "a"));
+    });
+    assert.equal(status, 413);
+  });
+
+  test("a client that goes away mid-upload is counted as REQUEST_ABORTED, not as a server error", async () => {
+    const count = async (code: string): Promise<number> => {
+      const text = await (await fetch(`${baton.url}/metrics`)).text();
+      let n = 0;
+      for (const m of text.matchAll(new RegExp(`^baton_http_errors_total\\{[^}]*code="${code}"[^}]*\\} (\\d+)`, "gm"))) n += Number(m[1]);
+      return n;
+    };
+    const internal = await count("INTERNAL");
+    const req = request(`${baton.url}${events("bad.aborted")}`, { method: "POST", headers: { authorization: `Bearer ${acme}`, "content-type": "application/json", "content-length": "1000" } });
+    req.on("error", () => undefined);
+    req.write('{"data":"half');
+    await new Promise((r) => setTimeout(r, 100));
+    req.destroy();
+    for (let i = 0; i < 50 && (await count("REQUEST_ABORTED")) === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(await count("REQUEST_ABORTED"), 1);
+    assert.equal(await count("INTERNAL"), internal);
+    assert.equal(await lastSeq("bad.aborted"), 0);
+  });
+
   test("the server still serves after all of the above", async () => {
     const r = await api(baton.url, acme, "POST", events("bad.after"), { data: "fine" });
     assert.equal(r.status, 201);

@@ -1,10 +1,11 @@
 /**
  * @module edge/http/body
  * Reads a request body under a byte limit. An oversize body is refused from its declared
- * Content-Length before any of it is read. A streamed (chunked) body that passes the limit is
- * never buffered: the rest is read and discarded so the client, still uploading, can read the
- * 413 (a "lingering close", as nginx does), up to DISCARD_LIMIT bytes, past which the
- * connection is cut.
+ * Content-Length before any of it is read. A streamed (chunked) body is refused as soon as it
+ * passes the limit, and never buffered: the 413 goes out at once (with `Connection: close`)
+ * while the rest is read and discarded, so a client still uploading can read it (a "lingering
+ * close", as nginx does), up to DISCARD_LIMIT bytes, past which the connection is cut. A
+ * client that goes away mid-upload is REQUEST_ABORTED, not a server error.
  */
 import type { IncomingMessage } from "node:http";
 import { BatonError } from "../../errors/baton-error.ts";
@@ -26,25 +27,25 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
         if (size > maxBytes + DISCARD_LIMIT) {
           cleanup();
           req.destroy();
-          reject(tooLarge(maxBytes));
         }
         return;
       }
       if (size > maxBytes) {
         overflowed = true;
         chunks.length = 0;
+        // Answered now; this listener stays to discard the rest (bounded, see above).
+        reject(tooLarge(maxBytes));
         return;
       }
       chunks.push(chunk);
     };
     const onEnd = (): void => {
       cleanup();
-      if (overflowed) reject(tooLarge(maxBytes));
-      else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+      if (!overflowed) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
     };
     const onError = (err: Error): void => {
       cleanup();
-      reject(err);
+      reject(new BatonError("REQUEST_ABORTED", `the client closed the connection before its request body arrived (${err.message})`, { cause: err }));
     };
     const cleanup = (): void => {
       req.off("data", onData);
