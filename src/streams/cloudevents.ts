@@ -94,6 +94,8 @@ export function fromStructured(value: unknown, where = "event"): NewEvent {
   let data: Json = (obj["data"] as Json | undefined) ?? null;
   if (obj["data_base64"] !== undefined) {
     if (typeof obj["data_base64"] !== "string") fail(`${where}.data_base64`, "must be a base64 string");
+    // The JSON format allows one or the other: keeping one would silently drop the other.
+    if (obj["data"] !== undefined) fail(`${where}.data_base64`, "must not be sent together with data");
     data = { base64: obj["data_base64"] };
   }
   return toEvent(obj, data, where);

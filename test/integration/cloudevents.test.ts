@@ -99,4 +99,13 @@ test("structured mode with data_base64 stores the binary data; bad percent-encod
   });
   assert.equal(bad.status, 400);
   assert.equal(((await bad.json()) as any).error.code, "VALIDATION_FAILED");
+  // data and data_base64 together: one of them would be dropped, so neither is taken.
+  const both = await fetch(sink("ce.b64"), {
+    method: "POST",
+    headers: { authorization: `Bearer ${jwt}`, "content-type": "application/cloudevents+json" },
+    body: JSON.stringify({ specversion: "1.0", id: "b2", source: "/bin", type: "blob", data: { a: 1 }, data_base64: "AQID" }),
+  });
+  assert.equal(both.status, 400);
+  assert.match(((await both.json()) as any).error.message, /data_base64/);
+  assert.equal((await readAll("ce.b64")).length, 1);
 });

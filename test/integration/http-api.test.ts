@@ -53,6 +53,22 @@ describe("publish", () => {
     assert.equal(await lastSeq("p.idem"), 1);
   });
 
+  test("two Idempotency-Key headers are refused, not joined into a third key", async () => {
+    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(`${baton.url}${events("p.idem2")}`, { method: "POST", headers: { authorization: `Bearer ${acme}`, "content-type": "application/json" } }, (res) => {
+        let text = "";
+        res.on("data", (d: Buffer) => (text += d.toString()));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+      });
+      req.setHeader("idempotency-key", ["a", "b"]);
+      req.on("error", reject);
+      req.end(JSON.stringify({ data: 1 }));
+    });
+    assert.equal(status, 400);
+    assert.equal(JSON.parse(body).error.code, "VALIDATION_FAILED");
+    assert.equal(await lastSeq("p.idem2"), 0);
+  });
+
   test("a batch is acknowledged per event, in order", async () => {
     const r = await api(baton.url, acme, "POST", events("p.batch"), { events: [{ data: 1 }, { data: 2, idempotencyKey: "b2" }, { data: 3 }] });
     assert.equal(r.status, 201);

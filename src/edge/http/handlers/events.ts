@@ -80,7 +80,9 @@ function decodePublish(req: IncomingMessage, body: Buffer, maxBatch: number): { 
   if (contentType === "application/cloudevents-batch+json") return { events: fromBatch(parseJson(body), maxBatch), batch: true, ephemeral: false };
   if (contentType === "application/json" || contentType === "") {
     const header = req.headers["idempotency-key"];
-    if (header !== undefined && (typeof header !== "string" || header.length === 0 || header.length > LIMITS.idempotencyKeyLength)) {
+    // Node joins repeated headers with ", ": two keys must not become a third.
+    const repeated = (req.headersDistinct["idempotency-key"]?.length ?? 0) > 1;
+    if (header !== undefined && (repeated || typeof header !== "string" || header.length === 0 || header.length > LIMITS.idempotencyKeyLength)) {
       throw new BatonError("VALIDATION_FAILED", `Idempotency-Key: must be one header of 1-${LIMITS.idempotencyKeyLength} characters`);
     }
     return parsePublishBody(parseJson(body), maxBatch, header);
