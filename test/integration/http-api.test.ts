@@ -197,6 +197,12 @@ describe("bad input gets a typed error and changes nothing", () => {
     assert.equal(await lastSeq("bad.aborted"), 0);
   });
 
+  test("a plain GET of the WebSocket endpoint says what it is", async () => {
+    const r = await api(baton.url, undefined, "GET", "/connection/websocket");
+    assert.equal(r.status, 404);
+    assert.match(r.body.error.message, /WebSocket endpoint: connect with a WebSocket client/);
+  });
+
   test("the server still serves after all of the above", async () => {
     const r = await api(baton.url, acme, "POST", events("bad.after"), { data: "fine" });
     assert.equal(r.status, 201);

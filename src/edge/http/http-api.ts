@@ -81,7 +81,11 @@ export function createHttpApi(s: HttpServices): (req: IncomingMessage, res: Serv
     const pathname = q === -1 ? target : target.slice(0, q);
     const match = router.match(req.method ?? "GET", pathname);
     if (match.kind === "not-found") {
-      answerError(res, "", new BatonError("NOT_FOUND", `no route for ${req.method} ${pathname.slice(0, 200)}`));
+      const message =
+        pathname === "/connection/websocket"
+          ? "/connection/websocket is the WebSocket endpoint: connect with a WebSocket client (Upgrade: websocket), e.g. the centrifuge SDK (docs/protocol.md)"
+          : `no route for ${req.method} ${pathname.slice(0, 200)}`;
+      answerError(res, "", new BatonError("NOT_FOUND", message));
       return;
     }
     if (match.kind === "method-not-allowed") {
