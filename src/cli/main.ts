@@ -66,7 +66,16 @@ token
     const config = loadConfig({ dataDir: o.dataDir, jwtSecret: o.jwtSecret });
     const { secret, generated } = resolveSecret(config);
     if (generated) process.stderr.write(`generated a development secret in ${secret.file}\n`);
-    const jwt = await mintToken(secret.value, { tenant: o.tenant, sub: o.sub, publish: o.publish ?? [], subscribe: o.subscribe ?? [], channels: o.channel ?? [], coordinate: o.coordinate ?? [], admin: o.admin }, o.ttl);
+    let jwt: string;
+    try {
+      jwt = await mintToken(secret.value, { tenant: o.tenant, sub: o.sub, publish: o.publish ?? [], subscribe: o.subscribe ?? [], channels: o.channel ?? [], coordinate: o.coordinate ?? [], admin: o.admin }, o.ttl);
+    } catch (err) {
+      // A claim the flags made invalid is a usage error (exit 2), as other bad flags are.
+      if (!isBatonError(err) || err.code !== "TOKEN_INVALID") throw err;
+      const flag = (claim: string): string => `--${claim === "channels" ? "channel" : claim}`;
+      process.stderr.write(`error VALIDATION_FAILED: ${err.message.replace(/^claim "([a-z]+)"/, (_, c: string) => flag(c))}\n`);
+      process.exit(2);
+    }
     process.stdout.write(`${jwt}\n`);
   });
 

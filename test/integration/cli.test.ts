@@ -116,6 +116,9 @@ test("errors are typed on stderr with exit code 1; usage errors exit 2", async (
     return true;
   });
   await assert.rejects(cli(["token", "create", "--tenant", "acme"]), (err: { code: number }) => err.code === 2);
+  // A flag that would make an invalid claim is a usage error naming the flag and the value.
+  await cliFails(["token", "create", "--tenant", "acme", "--sub", "s", "--publish", "bad pattern!"], 2, /^error VALIDATION_FAILED: --publish: "bad pattern!" is not a topic pattern/);
+  await cliFails(["token", "create", "--tenant", "acme", "--sub", "s", "--channel", "room.>"], 2, /^error VALIDATION_FAILED: --channel: "room\.>" is not a topic name/);
 });
 
 test("start: a bad setting names the flag or variable it came from; an unreachable NATS is named, not INTERNAL", async () => {

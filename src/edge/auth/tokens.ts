@@ -124,10 +124,15 @@ function decodeHeaderAlg(token: string): string {
 function patterns(payload: JWTPayload, claim: string): string[] {
   const value = payload[claim];
   if (value === undefined) return [];
-  if (!Array.isArray(value) || !value.every((p): p is string => typeof p === "string" && isValidPattern(p))) {
-    throw new BatonError("TOKEN_INVALID", `claim "${claim}" must be an array of topic patterns`);
+  if (!Array.isArray(value)) throw new BatonError("TOKEN_INVALID", `claim "${claim}" must be an array of topic patterns`);
+  const bad = value.find((p) => typeof p !== "string" || !isValidPattern(p));
+  if (bad !== undefined) {
+    throw new BatonError(
+      "TOKEN_INVALID",
+      `claim "${claim}": ${JSON.stringify(bad).slice(0, 120)} is not a topic pattern (dot-separated tokens of [A-Za-z0-9_-:@=+], * for one token, a final > for the rest)`,
+    );
   }
-  return value;
+  return value as string[];
 }
 
 export function principalFromClaims(payload: JWTPayload): Principal {
@@ -141,8 +146,10 @@ export function principalFromClaims(payload: JWTPayload): Principal {
   const admin = payload["admin"];
   if (admin !== undefined && typeof admin !== "boolean") throw new BatonError("TOKEN_INVALID", 'claim "admin" must be a boolean');
   const channels = payload["channels"] ?? [];
-  if (!Array.isArray(channels) || !channels.every((c): c is string => typeof c === "string" && isValidTopicName(c))) {
-    throw new BatonError("TOKEN_INVALID", 'claim "channels" must be an array of topic names');
+  if (!Array.isArray(channels)) throw new BatonError("TOKEN_INVALID", 'claim "channels" must be an array of topic names');
+  const badChannel = channels.find((c) => typeof c !== "string" || !isValidTopicName(c));
+  if (badChannel !== undefined) {
+    throw new BatonError("TOKEN_INVALID", `claim "channels": ${JSON.stringify(badChannel).slice(0, 120)} is not a topic name (no wildcards: the socket is subscribed to exactly these)`);
   }
   return {
     tenant,
