@@ -27,6 +27,7 @@ test("invalid events name the offending field", () => {
   failsOn({ data: 1, key: "x".repeat(257) }, /key/);
   failsOn({ data: 1, headers: { "bad name": "v" } }, /headers/);
   failsOn({ data: 1, headers: { a: 1 } }, /headers\.a/);
+  failsOn({ data: 1, headers: { Trace: "1", trace: "2" } }, /headers\.trace: repeats a header name/);
   failsOn(null, /body/);
   failsOn("text", /body/);
 });

@@ -65,7 +65,10 @@ export function parseHeaders(v: unknown, where: string): Record<string, string> 
     if (typeof value !== "string" || value.length > LIMITS.headerValueLength) {
       fail(`${where}.${name}`, `must be a string of at most ${LIMITS.headerValueLength} characters`);
     }
-    out[name.toLowerCase()] = value;
+    const lower = name.toLowerCase();
+    // Header names are case-insensitive: two spellings of one name would silently become one.
+    if (Object.hasOwn(out, lower)) fail(`${where}.${name}`, "repeats a header name (names are case-insensitive)");
+    out[lower] = value;
   }
   return entries.length === 0 ? undefined : out;
 }

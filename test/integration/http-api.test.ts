@@ -197,6 +197,13 @@ describe("bad input gets a typed error and changes nothing", () => {
     assert.equal(await lastSeq("bad.aborted"), 0);
   });
 
+  test("validation errors name the field in details.field, as docs/errors.md says", async () => {
+    const r = await api(baton.url, admin, "POST", "/v1/topics", { name: "bad.retention", retention: { maxEvents: -1 } });
+    assert.deepEqual([r.status, r.body.error.code, r.body.error.details?.field], [400, "VALIDATION_FAILED", "retention.maxEvents"]);
+    const list = await api(baton.url, admin, "GET", "/v1/topics?limit=0");
+    assert.equal(list.body.error.details?.field, "limit");
+  });
+
   test("a plain GET of the WebSocket endpoint says what it is", async () => {
     const r = await api(baton.url, undefined, "GET", "/connection/websocket");
     assert.equal(r.status, 404);

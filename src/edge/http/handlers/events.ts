@@ -28,7 +28,7 @@ export function routeTopic(ctx: RequestContext): string {
   const user = ctx.params["user"];
   if (user !== undefined) {
     const channel = personalChannel(user);
-    if (channel === undefined) throw new BatonError("VALIDATION_FAILED", "user: 1-199 characters of [A-Za-z0-9_-:@=+.]");
+    if (channel === undefined) throw new BatonError("VALIDATION_FAILED", "user: 1-199 characters of [A-Za-z0-9_-:@=+.]", { details: { field: "user" } });
     return channel;
   }
   return assertTopicName(ctx.params["topic"] ?? "");
@@ -83,7 +83,7 @@ function decodePublish(req: IncomingMessage, body: Buffer, maxBatch: number): { 
     // Node joins repeated headers with ", ": two keys must not become a third.
     const repeated = (req.headersDistinct["idempotency-key"]?.length ?? 0) > 1;
     if (header !== undefined && (repeated || typeof header !== "string" || header.length === 0 || header.length > LIMITS.idempotencyKeyLength)) {
-      throw new BatonError("VALIDATION_FAILED", `Idempotency-Key: must be one header of 1-${LIMITS.idempotencyKeyLength} characters`);
+      throw new BatonError("VALIDATION_FAILED", `Idempotency-Key: must be one header of 1-${LIMITS.idempotencyKeyLength} characters`, { details: { field: "Idempotency-Key" } });
     }
     return parsePublishBody(parseJson(body), maxBatch, header);
   }
@@ -159,7 +159,7 @@ export async function sendSessionMessage(ctx: RequestContext, s: HttpServices): 
   if (!/^[0-9a-f-]{36}$/.test(session)) throw new BatonError("VALIDATION_FAILED", "session: a client id as given in the connect reply");
   const body = parseJson(await readBody(ctx.req, s.config.maxBodyBytes));
   if (typeof body !== "object" || body === null || Array.isArray(body) || !("data" in body) || Object.keys(body).length !== 1) {
-    throw new BatonError("VALIDATION_FAILED", 'body: must be {"data": <JSON>}');
+    throw new BatonError("VALIDATION_FAILED", 'body: must be {"data": <JSON>}', { details: { field: "body" } });
   }
   s.broker.sendToSession({ tenant: principal.tenant, session, data: (body as { data: NewEvent["data"] }).data });
   sendJson(ctx.res, 202, {});

@@ -27,18 +27,18 @@ function retentionValue(v: unknown, field: string, parse: (raw: string) => numbe
     try {
       return parse(v);
     } catch (err) {
-      throw new BatonError("VALIDATION_FAILED", `retention.${field}: ${(err as Error).message}`);
+      throw new BatonError("VALIDATION_FAILED", `retention.${field}: ${(err as Error).message}`, { details: { field: `retention.${field}` } });
     }
   }
-  throw new BatonError("VALIDATION_FAILED", `retention.${field}: must be a non-negative integer (0 = unlimited)${field === "maxEvents" ? "" : " or a string such as \"7d\" / \"1GiB\""}`);
+  throw new BatonError("VALIDATION_FAILED", `retention.${field}: must be a non-negative integer (0 = unlimited)${field === "maxEvents" ? "" : " or a string such as \"7d\" / \"1GiB\""}`, { details: { field: `retention.${field}` } });
 }
 
 function parseRetention(v: unknown, defaults: Retention): Retention {
   if (v === undefined) return defaults;
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new BatonError("VALIDATION_FAILED", "retention: must be an object");
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new BatonError("VALIDATION_FAILED", "retention: must be an object", { details: { field: "retention" } });
   const obj = v as Record<string, unknown>;
   for (const k of Object.keys(obj)) {
-    if (!["maxAgeMs", "maxAge", "maxEvents", "maxBytes"].includes(k)) throw new BatonError("VALIDATION_FAILED", `retention.${k}: unknown field (allowed: maxAge, maxAgeMs, maxEvents, maxBytes)`);
+    if (!["maxAgeMs", "maxAge", "maxEvents", "maxBytes"].includes(k)) throw new BatonError("VALIDATION_FAILED", `retention.${k}: unknown field (allowed: maxAge, maxAgeMs, maxEvents, maxBytes)`, { details: { field: `retention.${k}` } });
   }
   const noUnit = (raw: string): number => {
     const n = Number(raw);
@@ -56,12 +56,12 @@ export async function createTopic(ctx: RequestContext, s: HttpServices): Promise
   const principal = await authenticate(ctx.req, s.verifier);
   authorize(principal, "admin", "");
   const body = parseJson(await readBody(ctx.req, s.config.maxBodyBytes));
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new BatonError("VALIDATION_FAILED", "body: must be an object like {\"name\": \"orders\"}");
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new BatonError("VALIDATION_FAILED", "body: must be an object like {\"name\": \"orders\"}", { details: { field: "body" } });
   const obj = body as Record<string, unknown>;
   for (const k of Object.keys(obj)) {
-    if (k !== "name" && k !== "retention") throw new BatonError("VALIDATION_FAILED", `body.${k}: unknown field (allowed: name, retention)`);
+    if (k !== "name" && k !== "retention") throw new BatonError("VALIDATION_FAILED", `body.${k}: unknown field (allowed: name, retention)`, { details: { field: `body.${k}` } });
   }
-  if (typeof obj["name"] !== "string") throw new BatonError("VALIDATION_FAILED", "body.name: is required and must be a string");
+  if (typeof obj["name"] !== "string") throw new BatonError("VALIDATION_FAILED", "body.name: is required and must be a string", { details: { field: "body.name" } });
   const name = assertTopicName(obj["name"]);
   const retention = parseRetention(obj["retention"], defaultRetention(s));
   const info = await s.log.createTopic({ tenant: principal.tenant, topic: name }, retention);
@@ -73,7 +73,7 @@ export async function listTopics(ctx: RequestContext, s: HttpServices): Promise<
   const q = ctx.query;
   const limitText = q.get("limit") ?? "100";
   const limit = Number(limitText);
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST) throw new BatonError("VALIDATION_FAILED", `limit: must be an integer in [1, ${MAX_LIST}]`);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST) throw new BatonError("VALIDATION_FAILED", `limit: must be an integer in [1, ${MAX_LIST}]`, { details: { field: "limit" } });
   const prefix = q.get("prefix") ?? undefined;
   const after = q.get("after") ?? undefined;
   const page = await s.log.listTopics(principal.tenant, {
