@@ -100,6 +100,19 @@ describe("reserve -> ack -> run -> finalize", () => {
     assert.equal((await post("/v1/slots/model-f/reserve", { limit: 1 })).status, 200, "the slot is free again");
   });
 
+  test("releasing a slot that holds an event hands the event back to the group instead of dropping it", async () => {
+    assert.equal((await post("/v1/groups", { name: "g-released", topic: "prompts.released" })).status, 201);
+    await post("/v1/topics/prompts.released/events", { data: { prompt: "keep me" } });
+    const [d] = (await post("/v1/groups/g-released/pull", { consumer: "w", wait: "1s" })).body.deliveries;
+    const slot = (await post("/v1/slots/model-r/reserve", { limit: 1, lease: "30s" })).body;
+    assert.equal((await post("/v1/groups/g-released/ack", { token: d.token, slot: slot.token })).status, 200);
+    assert.equal((await post("/v1/slots/model-r/release", { token: slot.token })).status, 200);
+    const back = (await post("/v1/groups/g-released/pull", { consumer: "w2", wait: "20s" })).body.deliveries;
+    assert.equal(back.length, 1);
+    assert.deepEqual(back[0].origin, { topic: "prompts.released", seq: 1, id: d.event.id });
+    assert.deepEqual(back[0].event.data, { prompt: "keep me" });
+  });
+
   test("an event whose reservations keep expiring is dead-lettered after maxAttempts hand-backs", async () => {
     assert.equal((await post("/v1/groups", { name: "g-poison", topic: "prompts.poison", maxAttempts: 2 })).status, 201);
     await post("/v1/topics/prompts.poison/events", { data: { prompt: "kills workers" } });

@@ -86,8 +86,9 @@ export interface HandlerContext {
   ack(options?: { slot?: Reservation }): Promise<void>;
   /**
    * Reserves a slot for this delivery (see BatonWorker.reserve). When the handler ends without
-   * finalizing it, the SDK releases it, unless the event was handed to it by `ack({slot})`:
-   * then its lease is left to run out, and the event goes back to the group.
+   * finalizing it, the SDK releases it, unless `ack({slot})` was called with it (even if that
+   * call failed: its answer may be what was lost): then its lease is left to run out, and the
+   * event goes back to the group.
    */
   reserve(resource: string, options: ReserveOptions): Promise<Reservation>;
   /** The worker, for reservations and effects (see BatonWorker.reserve / effect). */
@@ -120,7 +121,7 @@ export class Reservation {
     }, Math.max(200, Math.floor(leaseMs / 3)));
   }
 
-  /** Frees the slot (its work, if it took any over, is then only re-run after a crash). */
+  /** Frees the slot; work it took over and did not finalize goes back to the group. */
   async release(): Promise<void> {
     this.end();
     await this.worker.call("baton.slot.release", { resource: this.resource, token: this.token });
@@ -412,9 +413,11 @@ export class Consumer<T> {
     const handedOver = new Set<Reservation>();
     const ack = async (options: { slot?: Reservation } = {}): Promise<void> => {
       if (acked) return;
+      // Marked before the call: if its answer is lost, the slot may hold the event already, and
+      // must then be left to run out (the event goes back to the group), never released.
+      if (options.slot !== undefined) handedOver.add(options.slot);
       await this.worker.callPersistently("baton.group.ack", { group: this.group, token: d.token, ...(options.slot === undefined ? {} : { slot: options.slot.token }) }, Date.parse(d.leaseExpiresAt) + leaseMs * 10);
       acked = true;
-      if (options.slot !== undefined) handedOver.add(options.slot);
       clearInterval(heartbeat);
     };
     const reserve = async (resource: string, options: ReserveOptions): Promise<Reservation> => {

@@ -259,8 +259,17 @@ export class Slots {
     await this.cas(key, { ...record, work }, revision);
   }
 
+  /**
+   * Frees the slot. Work it took over (`adopt`) and did not finalize goes back to its group
+   * first, as when its lease runs out: a release never drops an acked event's only copy.
+   */
   async release(tenant: string, token: string): Promise<void> {
-    const { key, revision, resource } = await this.held(tenant, token);
+    const { key, record, revision, resource } = await this.held(tenant, token);
+    if (record.work !== undefined) {
+      // The same idempotency key as the sweep's hand-back: a release racing the sweep hands back once.
+      const handed = await reinject(this.log, tenant, record.work.group, record.work, `reclaim:${record.token}`, DLQ_HEADERS.handbacks);
+      if (!handed) this.options.onError?.(new Error(`the event ${record.work.topic}#${record.work.seq} of a released slot is gone`), "slot release");
+    }
     await this.casDelete(key, revision);
     this.wake(tenant, resource);
   }
