@@ -7,9 +7,8 @@
  * Two modes. `live`: events arrive from `EventLog.onAppend` (through the gateway's TopicFanout)
  * and are sent if they are the next sequence. `catchup`: events are read from the store from
  * `lastSent + 1` until the reader is at the top, pausing while the socket's buffer is full; live
- * notifications meanwhile only raise
- * `seenHigh`. Any gap, a full buffer, or a notification during catch-up leads to (more) catch-up,
- * never to loss; an event at or below `lastSent` is never sent again. Because the store is the
+ * notifications meanwhile only raise `seenHigh`. Any gap, a full buffer, or a notification
+ * during catch-up leads to (more) catch-up, never to loss; an event at or below `lastSent` is never sent again. Because the store is the
  * source of truth, a slow socket costs a position, not memory.
  */
 import type { EphemeralEvent, EventLog } from "../../engine/engine.ts";

@@ -265,11 +265,7 @@ export class Slots {
    */
   async release(tenant: string, token: string): Promise<void> {
     const { key, record, revision, resource } = await this.held(tenant, token);
-    if (record.work !== undefined) {
-      // The same idempotency key as the sweep's hand-back: a release racing the sweep hands back once.
-      const handed = await reinject(this.log, tenant, record.work.group, record.work, `reclaim:${record.token}`, DLQ_HEADERS.handbacks);
-      if (!handed) this.options.onError?.(new Error(`the event ${record.work.topic}#${record.work.seq} of a released slot is gone`), "slot release");
-    }
+    await this.handBack(tenant, record, "slot release");
     await this.casDelete(key, revision);
     this.wake(tenant, resource);
   }
@@ -323,10 +319,7 @@ export class Slots {
           continue;
         }
         const [, tenant, resource] = e.key.split("/") as [string, string, string];
-        if (r.work !== undefined) {
-          const handed = await reinject(this.log, tenant, r.work.group, r.work, `reclaim:${r.token}`, DLQ_HEADERS.handbacks);
-          if (!handed) this.options.onError?.(new Error(`the event ${r.work.topic}#${r.work.seq} of an expired slot is gone`), "slot reclaim");
-        }
+        await this.handBack(tenant, r, "slot reclaim");
         try {
           await this.state.delete(e.key, { expectRevision: e.revision });
           freed += 1;
@@ -338,6 +331,17 @@ export class Slots {
       if (page.length < 500) return { freed, earliest: Math.min(earliest, this.pendingDeadline) };
       after = page[page.length - 1]!.key;
     }
+  }
+
+  /**
+   * Appends the slot's work, if it took any over, to its group's redrive topic. The key is the
+   * reservation's, so the sweep and a release racing it hand the event back once.
+   */
+  private async handBack(tenant: string, record: SlotRecord, what: string): Promise<void> {
+    const work = record.work;
+    if (work === undefined) return;
+    const handed = await reinject(this.log, tenant, work.group, work, `reclaim:${record.token}`, DLQ_HEADERS.handbacks);
+    if (!handed) this.options.onError?.(new Error(`the event ${work.topic}#${work.seq} of a slot is gone (${what})`), what);
   }
 
   private async cas(key: string, value: SlotRecord, revision: number): Promise<void> {
