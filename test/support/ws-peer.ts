@@ -13,8 +13,8 @@ export class WsPeer {
   readonly opened: Promise<void>;
   readonly closed: Promise<void>;
 
-  constructor(httpUrl: string, options: ClientOptions = {}) {
-    this.ws = new WsClient(wsUrl(httpUrl), options);
+  constructor(httpUrl: string, options: ClientOptions = {}, subprotocols: string[] = []) {
+    this.ws = new WsClient(wsUrl(httpUrl), subprotocols, options);
     this.opened = new Promise((resolve, reject) => {
       this.ws.once("open", () => resolve());
       this.ws.once("unexpected-response", (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));

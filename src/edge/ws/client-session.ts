@@ -1,9 +1,9 @@
 /**
  * @module edge/ws/client-session
  * One WebSocket connection speaking Centrifugo's client protocol: authentication, commands in
- * order, subscriptions with recovery, publishing, history, token refresh and liveness. The wire
- * shapes come from protocol.ts; the socket itself is behind `SessionTransport`, so the session
- * logic does not depend on `ws`.
+ * order, subscriptions with recovery, publishing, history, token refresh and liveness. Frames are
+ * made and read by the connection's WireCodec (JSON or Protobuf), and the socket itself is
+ * behind `SessionTransport`, so the session logic depends on neither the encoding nor `ws`.
  */
 import { randomUUID } from "node:crypto";
 import type { Broker, EphemeralEvent, EventLog } from "../../engine/engine.ts";
@@ -15,22 +15,10 @@ import { can, type Principal } from "../auth/principal.ts";
 import type { TokenVerifier } from "../auth/tokens.ts";
 import { DurableSubscription, type SubscriptionSink } from "./durable-subscription.ts";
 import type { TopicFanout } from "./topic-fanout.ts";
-import { readBudgeted, replyWithPublications } from "./replies.ts";
+import { readBudgeted } from "./replies.ts";
 import { publishFromSocket } from "./socket-publish.ts";
-import {
-  CloseCodes,
-  ProtocolError,
-  ReplyCodes,
-  decodeFrame,
-  errorReply,
-  messagePush,
-  pubPush,
-  reply,
-  type CloseSpec,
-  type Command,
-  unsubscribePush,
-} from "./protocol.ts";
-import { ephemeralPublicationFrame, ephemeralPublicationJson, publicationJson } from "./publications.ts";
+import { CloseCodes, ProtocolError, ReplyCodes, type CloseSpec, type Command } from "./protocol.ts";
+import type { Frame, SubscribeOutcome, WireCodec } from "./codec/wire-codec.ts";
 import { SOCKET_RPC_METHODS, SocketGroups } from "./socket-groups.ts";
 import type { ClockClient, SessionClock } from "./session-clock.ts";
 import type { GroupCommands } from "../groups/group-commands.ts";
@@ -38,8 +26,8 @@ import type { CoordinationCommands } from "../groups/coordination-commands.ts";
 
 /** The socket as the session sees it. */
 export interface SessionTransport {
-  /** A text frame (a Buffer holds UTF-8 text, shared across sockets). */
-  send(frame: string | Buffer): void;
+  /** A frame of the session's codec (a Buffer may be shared across sockets). */
+  send(frame: Frame): void;
   /** Bytes queued for the socket and not yet written. */
   readonly bufferedAmount: number;
   close(spec: CloseSpec): void;
@@ -124,9 +112,11 @@ export class ClientSession implements SubscriptionSink, ClockClient {
   private readonly clock: SessionClock<ClientSession>;
   /** Made on the first consumer-group or coordination call: most sockets are browsers. */
   private socketGroups: SocketGroups | undefined;
+  private readonly codec: WireCodec;
 
-  constructor(transport: SessionTransport, services: SessionServices, clock: SessionClock<ClientSession>) {
+  constructor(transport: SessionTransport, services: SessionServices, clock: SessionClock<ClientSession>, codec: WireCodec) {
     this.transport = transport;
+    this.codec = codec;
     this.s = services;
     this.clock = clock;
     this.allowance = this.burst();
@@ -135,7 +125,7 @@ export class ClientSession implements SubscriptionSink, ClockClient {
   }
 
   private get groups(): SocketGroups {
-    return (this.socketGroups ??= new SocketGroups(this.s.groups, this.s.coordination, this.id, (data) => void this.write(messagePush(JSON.stringify(data)))));
+    return (this.socketGroups ??= new SocketGroups(this.s.groups, this.s.coordination, this.id, (data) => void this.write(this.codec.message(data))));
   }
 
   /** The transport is gone (SubscriptionSink). */
@@ -143,22 +133,26 @@ export class ClientSession implements SubscriptionSink, ClockClient {
     return this.ended;
   }
 
-  /** A durable subscription's frame (SubscriptionSink): false when over the high-water mark. */
-  send(frame: string | Buffer): boolean {
-    return this.write(frame);
+  /** A durable event of a subscribed topic (SubscriptionSink): false when over the high-water mark. */
+  sendPublication(e: StoredEvent): boolean {
+    return this.write(this.codec.publication(e));
   }
 
   get tenant(): string | undefined {
     return this.principal?.tenant;
   }
 
-  /** One incoming frame. */
-  receive(text: string): void {
+  /** One incoming WebSocket message: text for JSON, binary for Protobuf (the other closes 3501). */
+  receive(message: Buffer, isBinary: boolean): void {
     if (this.ended) return;
     this.lastActivity = Date.now();
+    if (isBinary !== this.codec.binary) {
+      this.close(CloseCodes.BAD_REQUEST);
+      return;
+    }
     let lines;
     try {
-      lines = decodeFrame(text);
+      lines = this.codec.decode(message);
     } catch (err) {
       if (err instanceof ProtocolError) this.close(CloseCodes.BAD_REQUEST);
       else throw err;
@@ -176,6 +170,18 @@ export class ClientSession implements SubscriptionSink, ClockClient {
       return;
     }
     for (const line of lines) {
+      if (line.kind === "invalid") {
+        // Answered in its turn, like the command it stands for (and before connect, closed like one).
+        const { id, message } = line;
+        this.queued += 1;
+        this.chain = this.chain
+          .then(() => {
+            if (this.principal === undefined) this.close(CloseCodes.BAD_REQUEST);
+            else this.write(this.codec.errorReply(id, ReplyCodes.BAD_REQUEST, message, false));
+          })
+          .finally(() => (this.queued -= 1));
+        continue;
+      }
       if (line.kind === "command") {
         const command = line.command;
         if (this.principal !== undefined && this.runsAlongside(command)) {
@@ -248,7 +254,7 @@ export class ClientSession implements SubscriptionSink, ClockClient {
 
   /** Delivers a message to this session (the `message` push), if it has room. */
   deliverMessage(data: Json): void {
-    this.write(messagePush(JSON.stringify(data)), true);
+    this.write(this.codec.message(data), true);
   }
 
   private async handle(cmd: Command): Promise<void> {
@@ -294,24 +300,21 @@ export class ClientSession implements SubscriptionSink, ClockClient {
     // client asks to recover them through connect.subs, keyed by channel.
     const wanted = [personalChannel(principal.subject), ...principal.channels].filter((c): c is string => c !== undefined);
     const asked = (cmd.params["subs"] ?? {}) as Record<string, Record<string, unknown> | undefined>;
-    const subs: Record<string, unknown> = {};
+    const subs = new Map<string, SubscribeOutcome>();
     const started: (() => void)[] = [];
     for (const channel of new Set(wanted)) {
       const opened = await this.openSubscription(principal, channel, typeof asked === "object" && asked !== null ? (asked[channel] ?? {}) : {}, true);
       if (this.ended) return;
       if (opened === undefined || "error" in opened) continue;
-      subs[channel] = opened.publications.length === 0 ? opened.result : { ...opened.result, publications: opened.publications.map((e) => JSON.parse(publicationJson(e)) as unknown) };
+      subs.set(channel, opened);
       started.push(opened.start);
     }
     this.write(
-      reply(cmd.id, "connect", {
-        client: this.id,
-        version: this.s.version,
-        ping: this.s.limits.pingIntervalS,
-        pong: true,
-        ...this.expiryFields(principal),
-        ...(Object.keys(subs).length > 0 ? { subs } : {}),
-      }),
+      this.codec.connectReply(
+        cmd.id,
+        { client: this.id, version: this.s.version, ping: this.s.limits.pingIntervalS, pong: true, ...this.expiryFields(principal) },
+        subs,
+      ),
     );
     for (const start of started) start();
     this.offMessages = this.s.broker.onSessionMessage(principal.tenant, this.id, (m) => this.deliverMessage(m.data));
@@ -331,7 +334,7 @@ export class ClientSession implements SubscriptionSink, ClockClient {
     if (next.tenant !== current.tenant || next.subject !== current.subject) return this.close(CloseCodes.INVALID_TOKEN);
     this.principal = next;
     this.armExpiry(next);
-    this.write(reply(cmd.id, "refresh", { client: this.id, version: this.s.version, ...this.expiryFields(next) }));
+    this.write(this.codec.reply(cmd.id, "refresh", { client: this.id, version: this.s.version, ...this.expiryFields(next) }));
   }
 
   private async subscribe(cmd: Command, principal: Principal): Promise<void> {
@@ -344,7 +347,7 @@ export class ClientSession implements SubscriptionSink, ClockClient {
     const opened = await this.openSubscription(principal, channel, cmd.params);
     if (opened === undefined) return;
     if ("error" in opened) return this.replyError(cmd, opened.error, opened.message, opened.temporary);
-    this.write(replyWithPublications(cmd.id, "subscribe", opened.result, opened.publications));
+    this.write(this.codec.replyWithPublications(cmd.id, "subscribe", opened.result, opened.publications));
     opened.start();
   }
 
@@ -408,7 +411,7 @@ export class ClientSession implements SubscriptionSink, ClockClient {
   private unsubscribe(cmd: Command): void {
     const channel = cmd.params["channel"];
     if (typeof channel === "string") this.dropSub(channel);
-    this.write(reply(cmd.id, "unsubscribe", {}));
+    this.write(this.codec.reply(cmd.id, "unsubscribe", {}));
   }
 
   /**
@@ -421,7 +424,7 @@ export class ClientSession implements SubscriptionSink, ClockClient {
     if (this.subs.get(sub.channel) !== sub) return;
     this.dropSub(sub.channel);
     if (sub.serverSide) this.close(CloseCodes.INSUFFICIENT_STATE);
-    else this.write(unsubscribePush(sub.channel, 2500, "insufficient state"));
+    else this.write(this.codec.unsubscribe(sub.channel, 2500, "insufficient state"));
   }
 
   private dropSub(channel: string): void {
@@ -434,7 +437,7 @@ export class ClientSession implements SubscriptionSink, ClockClient {
   private async publish(cmd: Command, principal: Principal): Promise<void> {
     const outcome = await publishFromSocket(this.s, cmd.params, principal);
     if ("error" in outcome) this.replyError(cmd, outcome.error, outcome.message, outcome.temporary);
-    else this.write(reply(cmd.id, "publish", outcome.result));
+    else this.write(this.codec.reply(cmd.id, "publish", outcome.result));
   }
 
   /**
@@ -446,7 +449,7 @@ export class ClientSession implements SubscriptionSink, ClockClient {
     if (typeof method === "string" && SOCKET_RPC_METHODS.has(method)) {
       const outcome = await this.groups.call(method, principal, cmd.params["data"]);
       if ("error" in outcome) this.replyError(cmd, outcome.error, outcome.message, outcome.temporary);
-      else this.write(reply(cmd.id, "rpc", { data: outcome.result }));
+      else this.write(this.codec.reply(cmd.id, "rpc", { data: outcome.result }));
       return;
     }
     if (method !== "baton.publish") return this.replyError(cmd, ReplyCodes.METHOD_NOT_FOUND, "method not found");
@@ -454,7 +457,7 @@ export class ClientSession implements SubscriptionSink, ClockClient {
     if (typeof data !== "object" || data === null || Array.isArray(data)) return this.replyError(cmd, ReplyCodes.BAD_REQUEST, "bad request: data must be a publish request");
     const outcome = await publishFromSocket(this.s, data as Record<string, unknown>, principal);
     if ("error" in outcome) this.replyError(cmd, outcome.error, outcome.message, outcome.temporary);
-    else this.write(reply(cmd.id, "rpc", { data: outcome.result }));
+    else this.write(this.codec.reply(cmd.id, "rpc", { data: outcome.result }));
   }
 
   private async history(cmd: Command, principal: Principal): Promise<void> {
@@ -490,19 +493,19 @@ export class ClientSession implements SubscriptionSink, ClockClient {
       const upTo = reverse && since !== undefined && since !== null ? Math.min(sinceOffset - 1, info.lastSeq) : info.lastSeq;
       publications = (await readBudgeted(this.s.log, this.s.limits.bufferHighBytes / 2, ref, reverse ? info.firstSeq : from, upTo, limit, reverse)).events;
     }
-    this.write(replyWithPublications(cmd.id, "history", { publications: [], epoch: info.epoch, offset: info.lastSeq }, publications));
+    this.write(this.codec.replyWithPublications(cmd.id, "history", { publications: [], epoch: info.epoch, offset: info.lastSeq }, publications));
   }
 
   /** An ephemeral event of a subscribed channel (SubscriptionSink). */
   deliverEphemeral(channel: string, event: EphemeralEvent): void {
-    this.write(channel === event.topic ? ephemeralPublicationFrame(event) : pubPush(channel, ephemeralPublicationJson(event)), true);
+    this.write(this.codec.ephemeralPublication(channel, event), true);
   }
 
   /**
    * Queues a frame. Returns false when the buffer is over its high-water mark. `droppable`
    * frames (ephemeral traffic) are dropped instead of queued when over the mark.
    */
-  private write(frame: string | Buffer, droppable = false): boolean {
+  private write(frame: Frame, droppable = false): boolean {
     if (this.ended || !this.transport.open) return false;
     const over = this.transport.bufferedAmount >= this.s.limits.bufferHighBytes;
     if (over) {
@@ -536,7 +539,7 @@ export class ClientSession implements SubscriptionSink, ClockClient {
   }
 
   private replyError(cmd: Command, code: number, message: string, temporary = false): void {
-    this.write(errorReply(cmd.id, code, message, temporary));
+    this.write(this.codec.errorReply(cmd.id, code, message, temporary));
   }
 
   private expiryFields(principal: Principal): Record<string, unknown> {
@@ -574,7 +577,7 @@ export class ClientSession implements SubscriptionSink, ClockClient {
         this.pongDeadline = Infinity;
       }
       if (now >= this.nextPingAt) {
-        this.write("{}");
+        this.write(this.codec.ping);
         // One answer awaited at a time (a pong timeout longer than the interval spans pings).
         if (this.awaitedPingAt === 0) {
           this.awaitedPingAt = now;

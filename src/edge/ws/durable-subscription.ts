@@ -13,12 +13,11 @@
  */
 import type { EphemeralEvent, EventLog } from "../../engine/engine.ts";
 import type { StoredEvent, TopicRef } from "../../streams/event.ts";
-import { publicationFrame } from "./publications.ts";
 import type { FanoutMember, TopicFanout } from "./topic-fanout.ts";
 
 export interface SubscriptionSink {
-  /** Queues a frame; false when the connection's buffer is over its high-water mark. */
-  send(frame: string | Buffer): boolean;
+  /** Queues the event's publication; false when the connection's buffer is over its high-water mark. */
+  sendPublication(e: StoredEvent): boolean;
   /** Resolves once the buffer is below its low-water mark (or the connection is gone). */
   drained(): Promise<void>;
   readonly closed: boolean;
@@ -100,7 +99,7 @@ export class DurableSubscription implements FanoutMember {
       }
       this.lastSent = e.seq;
       if (e.expiresAt !== undefined && e.expiresAt <= Date.now()) continue;
-      if (!this.sink.send(publicationFrame(e))) {
+      if (!this.sink.sendPublication(e)) {
         void this.catchUp();
         return;
       }
@@ -125,7 +124,7 @@ export class DurableSubscription implements FanoutMember {
         let full = false;
         for (const e of page.events) {
           if (e.seq <= this.lastSent) continue;
-          full = !this.sink.send(publicationFrame(e));
+          full = !this.sink.sendPublication(e);
           this.lastSent = e.seq;
           if (full) break;
         }

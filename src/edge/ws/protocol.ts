@@ -1,8 +1,8 @@
 /**
  * @module edge/ws/protocol
- * Centrifugo client protocol v2, JSON encoding: the wire shapes and codes Baton speaks at
- * `/connection/websocket`, so the unmodified `centrifuge` SDKs connect. Pure: no Node APIs, no
- * session logic. See docs/protocol.md for every frame with examples.
+ * Centrifugo client protocol v2: the reply and close codes, the decoded command, and the JSON
+ * encoding's frames (the Protobuf encoding is in codec/protobuf-codec.ts). Pure: no Node APIs,
+ * no session logic. See docs/protocol.md for every frame with examples.
  */
 
 /** Reply error codes (Centrifugo's). `temporary` ones make clients retry. */
@@ -53,7 +53,15 @@ export interface Command {
   readonly params: Record<string, unknown>;
 }
 
-export type DecodedLine = { kind: "command"; command: Command } | { kind: "pong" } | { kind: "send"; data: unknown };
+/**
+ * One decoded command line. `invalid`: a well-formed command whose content cannot be read (a
+ * Protobuf `data` that is not JSON); it is answered with a 107 error, not a close.
+ */
+export type DecodedLine =
+  | { kind: "command"; command: Command }
+  | { kind: "pong" }
+  | { kind: "send"; data: unknown }
+  | { kind: "invalid"; id: number; message: string };
 
 const METHODS = [
   "connect",

@@ -1,9 +1,9 @@
 /**
  * @module edge/ws/publications
- * Events as Centrifugo publications. A publication is serialised once per event and the same
- * string is sent to every subscribed socket. Event metadata travels in `tags` (string values):
- * `id`, `type`, `key`, `causal_id`, `schema_version`, `time`, and the event's headers (W3C
- * `traceparent` among them).
+ * Events as Centrifugo publications in the JSON encoding. A publication is serialised once per
+ * event and the same string is sent to every subscribed socket. Event metadata travels in
+ * `tags` (string values, in both encodings): `id`, `type`, `key`, `causal_id`,
+ * `schema_version`, `time`, and the event's headers (W3C `traceparent` among them).
  */
 import type { EphemeralEvent } from "../../engine/engine.ts";
 import type { StoredEvent } from "../../streams/event.ts";
@@ -30,14 +30,24 @@ function tags(e: { id: string; type?: string; key?: string; headers?: Readonly<R
   };
 }
 
+/** A durable event's tags (the same in every encoding). */
+export function durableTags(e: StoredEvent): Record<string, string> {
+  const extra: Record<string, string> = {};
+  if (e.causalId !== undefined) extra["causal_id"] = e.causalId;
+  if (e.schemaVersion !== undefined) extra["schema_version"] = String(e.schemaVersion);
+  return tags(e, extra);
+}
+
+/** An ephemeral event's tags: tagged `ephemeral`, as it has no offset. */
+export function ephemeralTags(e: EphemeralEvent): Record<string, string> {
+  return tags(e, { ephemeral: "true" });
+}
+
 /** `{"data":…,"offset":seq,"tags":{…}}` for a durable event. */
 export function publicationJson(e: StoredEvent): string {
   let json = cache.get(e);
   if (json === undefined) {
-    const extra: Record<string, string> = {};
-    if (e.causalId !== undefined) extra["causal_id"] = e.causalId;
-    if (e.schemaVersion !== undefined) extra["schema_version"] = String(e.schemaVersion);
-    json = JSON.stringify({ data: e.data, offset: e.seq, tags: tags(e, extra) });
+    json = JSON.stringify({ data: e.data, offset: e.seq, tags: durableTags(e) });
     cache.set(e, json);
   }
   return json;
@@ -72,7 +82,7 @@ export function ephemeralPublicationFrame(e: EphemeralEvent): Buffer {
 export function ephemeralPublicationJson(e: EphemeralEvent): string {
   let json = cache.get(e);
   if (json === undefined) {
-    json = JSON.stringify({ data: e.data, tags: tags(e, { ephemeral: "true" }) });
+    json = JSON.stringify({ data: e.data, tags: ephemeralTags(e) });
     cache.set(e, json);
   }
   return json;

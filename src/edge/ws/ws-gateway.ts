@@ -1,12 +1,16 @@
 /**
  * @module edge/ws/ws-gateway
  * The WebSocket endpoint `/connection/websocket` on the HTTP server's port (`ws` library):
- * upgrades, connection limits, inbound frame limits, and shutdown / draining of all sessions.
+ * upgrades and the choice of encoding, connection limits, inbound frame limits, and shutdown /
+ * draining of all sessions.
  */
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocket, WebSocketServer, type Server as WsServer } from "ws";
 import { ClientSession, type SessionServices, type SessionTransport } from "./client-session.ts";
+import { jsonCodec } from "./codec/json-codec.ts";
+import { protobufCodec } from "./codec/protobuf-codec.ts";
+import type { Frame, WireCodec } from "./codec/wire-codec.ts";
 import { CloseCodes, type CloseSpec } from "./protocol.ts";
 import { SessionClock } from "./session-clock.ts";
 
@@ -28,10 +32,30 @@ class GatewaySocket extends WebSocket {
 }
 
 function onSocketMessage(this: WebSocket, data: WebSocket.RawData, isBinary: boolean): void {
-  const session = (this as GatewaySocket).session;
-  if (session === undefined) return;
-  if (isBinary) session.close(CloseCodes.BAD_REQUEST);
-  else session.receive(data.toString());
+  // binaryType is ws's default, "nodebuffer": a message (however fragmented) is one Buffer.
+  (this as GatewaySocket).session?.receive(data as Buffer, isBinary);
+}
+
+/** Subprotocols, as Centrifugo names them. A client that offers none speaks JSON. */
+const PROTOBUF_SUBPROTOCOL = "centrifuge-protobuf";
+const JSON_SUBPROTOCOL = "centrifuge-json";
+
+/**
+ * The encoding a client asked for: the `centrifuge-protobuf` subprotocol, or (for clients that
+ * cannot set one) `format=protobuf` or `cf_protocol=protobuf` in the query, as Centrifugo accepts.
+ */
+function codecFor(ws: WebSocket, req: IncomingMessage): WireCodec {
+  if (ws.protocol === PROTOBUF_SUBPROTOCOL) return protobufCodec;
+  if (ws.protocol === JSON_SUBPROTOCOL) return jsonCodec;
+  const query = new URLSearchParams((req.url ?? "").split("?")[1] ?? "");
+  return query.get("format") === "protobuf" || query.get("cf_protocol") === "protobuf" ? protobufCodec : jsonCodec;
+}
+
+/** The subprotocol to select among those offered; false (none) when Baton speaks none of them. */
+function selectSubprotocol(offered: Set<string>): string | false {
+  if (offered.has(PROTOBUF_SUBPROTOCOL)) return PROTOBUF_SUBPROTOCOL;
+  if (offered.has(JSON_SUBPROTOCOL)) return JSON_SUBPROTOCOL;
+  return false;
 }
 
 // ws answers protocol errors (bad UTF-8, oversize) with its own close frame and closes the
@@ -68,9 +92,9 @@ export class WsGateway {
       clientTracking: false,
       maxPayload: options.maxMessageBytes,
       perMessageDeflate: false,
-      // JSON clients offer no subprotocol; selecting none makes a Protobuf-only client fail its
-      // handshake clearly instead of receiving JSON it cannot read.
-      handleProtocols: () => false,
+      // A client offering only protocols Baton does not speak gets none selected, and fails its
+      // handshake rather than receive frames it cannot read.
+      handleProtocols: selectSubprotocol,
     });
     server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
   }
@@ -111,15 +135,16 @@ export class WsGateway {
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       return;
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req));
   }
 
-  private accept(ws: GatewaySocket): void {
+  private accept(ws: GatewaySocket, req: IncomingMessage): void {
     if (this.sessions.size >= this.options.maxConnections) {
       ws.close(CloseCodes.CONNECTION_LIMIT.code, CloseCodes.CONNECTION_LIMIT.reason);
       return;
     }
-    const session = new ClientSession(new WsTransport(ws), this.services, this.clock);
+    const codec = codecFor(ws, req);
+    const session = new ClientSession(new WsTransport(ws, codec.binary), this.services, this.clock, codec);
     ws.session = session;
     this.sessions.add(session);
     ws.on("message", onSocketMessage);
@@ -128,8 +153,9 @@ export class WsGateway {
   }
 }
 
-/** ws sends a Buffer as it is (no copy, no encoding); this marks it a text frame. */
+/** ws sends a Buffer as it is (no copy, no encoding); these mark it a text or a binary frame. */
 const TEXT_FRAME = { binary: false } as const;
+const BINARY_FRAME = { binary: true } as const;
 
 /**
  * One socket as its session sees it. A class rather than an object literal with getters per
@@ -138,13 +164,15 @@ const TEXT_FRAME = { binary: false } as const;
  */
 class WsTransport implements SessionTransport {
   private readonly ws: WebSocket;
+  private readonly frameType: typeof TEXT_FRAME | typeof BINARY_FRAME;
 
-  constructor(ws: WebSocket) {
+  constructor(ws: WebSocket, binary: boolean) {
     this.ws = ws;
+    this.frameType = binary ? BINARY_FRAME : TEXT_FRAME;
   }
 
-  send(frame: string | Buffer): void {
-    this.ws.send(frame, TEXT_FRAME);
+  send(frame: Frame): void {
+    this.ws.send(frame, this.frameType);
   }
 
   get bufferedAmount(): number {
