@@ -155,6 +155,38 @@ describe("centrifuge-js protobuf client", () => {
     }
   });
 
+  test("a consumer-group member over protobuf: deliveries arrive as message pushes of JSON bytes, acked by rpc", async () => {
+    const admin = await token({ tenant: "acme", sub: "ops", admin: true });
+    const created = await api(baton.url, admin, "POST", "/v1/groups", { name: "pbgroup", topic: "jobs.pb" });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const c = pbClient(await token({ tenant: "acme", sub: "agent", subscribe: ["jobs.*"] }));
+    try {
+      const deliveries: { token: string; seq: number; event: { data: unknown } }[] = [];
+      c.on("message", (ctx) => {
+        const m = json(ctx.data as Uint8Array) as { baton?: string; deliveries?: typeof deliveries };
+        if (m.baton === "deliveries") deliveries.push(...m.deliveries!);
+      });
+      c.connect();
+      await once(c, "connected");
+      const member = json((await c.rpc("baton.group.consume", bytes({ group: "pbgroup", maxInFlight: 4 }))).data as Uint8Array) as { member: string };
+      assert.match(member.member, /pbgroup/);
+      await publish("jobs.pb", { job: 1 });
+      await publish("jobs.pb", { job: 2 });
+      await until(() => deliveries.length === 2, 5000, "two deliveries");
+      assert.deepEqual(deliveries.map((d) => d.event.data), [{ job: 1 }, { job: 2 }]);
+      for (const d of deliveries) {
+        const acked = json((await c.rpc("baton.group.ack", bytes({ group: "pbgroup", token: d.token }))).data as Uint8Array);
+        assert.deepEqual(acked, { acked: true });
+      }
+      await assert.rejects(c.rpc("baton.group.ack", bytes({ group: "pbgroup", token: deliveries[0]!.token })), (err: { code: number }) => err.code === 1409);
+      const described = (await api(baton.url, admin, "GET", "/v1/groups/pbgroup")).body;
+      assert.equal(described.inFlight, 0, JSON.stringify(described));
+      assert.equal(described.pending, 0, JSON.stringify(described));
+    } finally {
+      c.disconnect();
+    }
+  });
+
   test("format=protobuf in the query selects the encoding for clients that cannot offer a subprotocol", async () => {
     const url = `${wsUrl(baton.url)}?format=protobuf`;
     const ws = new WebSocket(url);
