@@ -78,6 +78,11 @@ const METHODS = [
   "sub_refresh",
 ] as const;
 
+/** A command's method: the first method field present and not null, in either encoding. */
+export function commandMethod(obj: Record<string, unknown>): string | undefined {
+  return METHODS.find((m) => obj[m] !== undefined && obj[m] !== null);
+}
+
 export class ProtocolError extends Error {}
 
 /**
@@ -100,7 +105,7 @@ export function decodeFrame(text: string): DecodedLine[] {
     if (id !== undefined && (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id > 0xffffffff)) {
       throw new ProtocolError("command id must be a uint32");
     }
-    const method = METHODS.find((m) => obj[m] !== undefined && obj[m] !== null);
+    const method = commandMethod(obj);
     if (method === undefined) {
       if (Object.keys(obj).length === 0 || (Object.keys(obj).length === 1 && id === 0)) {
         out.push({ kind: "pong" });

@@ -11,7 +11,6 @@ import { replyWithPublications } from "../replies.ts";
 import type { Frame, SubscribeOutcome, WireCodec } from "./wire-codec.ts";
 
 class JsonCodec implements WireCodec {
-  readonly name = "json";
   readonly binary = false;
   readonly ping = "{}";
 

@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import protobuf from "protobufjs";
 import type { EphemeralEvent } from "../../../engine/engine.ts";
 import type { Json, StoredEvent } from "../../../streams/event.ts";
-import { ProtocolError, type Command, type DecodedLine } from "../protocol.ts";
+import { ProtocolError, commandMethod, type Command, type DecodedLine } from "../protocol.ts";
 import { durableTags, ephemeralTags } from "../publications.ts";
 import type { Frame, SubscribeOutcome, WireCodec } from "./wire-codec.ts";
 
@@ -21,9 +21,6 @@ const CommandType = root.lookupType("centrifugal.centrifuge.protocol.Command");
 const ReplyType = root.lookupType("centrifugal.centrifuge.protocol.Reply");
 
 const TO_OBJECT: protobuf.IConversionOptions = { longs: Number, defaults: false };
-
-/** Command fields in the order the protocol takes the first one present. */
-const METHODS = ["connect", "subscribe", "unsubscribe", "publish", "presence", "presence_stats", "history", "ping", "send", "rpc", "refresh", "sub_refresh"] as const;
 
 /** Methods whose `data` the session reads, as JSON. */
 const JSON_DATA = new Set(["publish", "rpc", "send"]);
@@ -52,7 +49,6 @@ function durablePublication(e: StoredEvent): Record<string, unknown> {
 }
 
 class ProtobufCodec implements WireCodec {
-  readonly name = "protobuf";
   readonly binary = true;
   /** An empty Reply: its length prefix, 0. */
   readonly ping = Buffer.from([0]);
@@ -69,7 +65,7 @@ class ProtobufCodec implements WireCodec {
         throw new ProtocolError(`frame is not a sequence of length-delimited commands (${(err as Error).message})`);
       }
       const id = typeof obj["id"] === "number" ? obj["id"] : 0;
-      const method = METHODS.find((m) => obj[m] !== undefined && obj[m] !== null);
+      const method = commandMethod(obj);
       if (method === undefined) {
         // An empty command answers the server's ping.
         if (id === 0) out.push({ kind: "pong" });

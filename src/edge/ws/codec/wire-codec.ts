@@ -19,7 +19,6 @@ export interface SubscribeOutcome {
 }
 
 export interface WireCodec {
-  readonly name: "json" | "protobuf";
   /** Frames go out (and must come in) as binary WebSocket messages. */
   readonly binary: boolean;
   /** The server's ping (the client answers with an empty command). */
